@@ -1,0 +1,164 @@
+"""The ``planstream`` command: the one entry point that reads the environment and sets up logging."""
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from planstream.errors import PlanstreamError
+from planstream.settings import Settings
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.stack import commands
+
+    action: Callable[[Settings], int] = getattr(commands, args.action)
+    return action(settings)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.adapters import db
+
+    applied = asyncio.run(db.migrate(settings.dsn))
+    print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
+    return 0
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.adapters import kafka
+
+    created = asyncio.run(kafka.ensure_topics(settings))
+    print(f"topics created: {', '.join(created) if created else 'none (all present)'}")
+    return 0
+
+
+def _schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream import schemas
+
+    folder = Path(args.dir)
+    if args.action == "write":
+        written = schemas.write_all(folder)
+        print(f"wrote {len(written)} schemas to {folder}")
+        return 0
+    drift = schemas.drift(folder)
+    for name in drift:
+        print(f"schema out of date: {folder / name} (run `make schemas`)", file=sys.stderr)
+    return 1 if drift else 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream import ingress
+
+    ingress.serve(settings)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    # The Faust glue lives in the top-level `agents` package, which planstream never imports.
+    os.execv(sys.executable, [sys.executable, "-m", "agents", args.service])  # noqa: S606
+
+
+def _runs(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream import client
+
+    return client.run_command(args, settings)
+
+
+def _decide(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream import decide_command
+
+    return decide_command.main(args.case)
+
+
+def _model_server(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.modelserver import server
+
+    server.serve(settings)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="planstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local stack: Kafka, PostgreSQL, S3, model server")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(handler=_stack)
+
+    db = sub.add_parser("db", help="PostgreSQL schema")
+    db.add_argument("action", choices=["migrate"])
+    db.set_defaults(handler=_db)
+
+    topics = sub.add_parser("topics", help="create the catalogue's topics on the broker")
+    topics.add_argument("action", choices=["ensure"])
+    topics.set_defaults(handler=_topics)
+
+    schemas = sub.add_parser("schemas", help="JSON Schemas generated from the event models")
+    schemas.add_argument("action", choices=["write", "check"])
+    schemas.add_argument("--dir", default="schemas")
+    schemas.set_defaults(handler=_schemas)
+
+    serve = sub.add_parser("serve", help="run the HTTP ingress")
+    serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser("worker", help="run one Faust service")
+    worker.add_argument(
+        "service",
+        choices=[
+            "image_io",
+            "info_worker",
+            "comparison_worker",
+            "supervisor",
+            "decisions_sink",
+            "render_worker",
+        ],
+    )
+    worker.set_defaults(handler=_worker)
+
+    runs = sub.add_parser("runs", help="create and inspect runs through the ingress")
+    runs_sub = runs.add_subparsers(dest="action", required=True)
+    create = runs_sub.add_parser("create", help="upload an image, create a run, request step 0")
+    create.add_argument("--image", required=True, type=Path)
+    create.add_argument("--request", default=None, help="what the user asks for (<= 2,000 chars)")
+    create.add_argument("--quality", default="2K", choices=["1K", "2K", "4K"])
+    create.add_argument("--ratio", default="4:3")
+    show = runs_sub.add_parser("show", help="the run, its jobs, artifacts and decisions as JSON")
+    show.add_argument("run_id")
+    runs.set_defaults(handler=_runs)
+
+    decide = sub.add_parser("decide", help="decide one case offline (shared/contracts/RULES.md)")
+    decide.add_argument("case", type=Path)
+    decide.set_defaults(handler=_decide)
+
+    model_server = sub.add_parser("model-server", help="run the scripted OpenAI-compatible server")
+    model_server.set_defaults(handler=_model_server)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, build settings from the environment and run one command."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("PLANSTREAM_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        settings = Settings.from_env(os.environ)
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except PlanstreamError as exc:
+        print(f"planstream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The exception tree: every error planstream raises on purpose is one of these."""
+
+__all__ = [
+    "ConfigurationError",
+    "EventRejected",
+    "PermanentError",
+    "PlanstreamError",
+    "RetryableError",
+]
+
+
+class PlanstreamError(Exception):
+    """Base of every error planstream raises on purpose."""
+
+
+class RetryableError(PlanstreamError):
+    """A transient failure of I/O (timeout, throttling, a 5xx): the same call may succeed later."""
+
+
+class PermanentError(PlanstreamError):
+    """Bad input or a broken invariant: repeating the call cannot help, so it is dead-lettered."""
+
+
+class EventRejected(PermanentError):
+    """An event broke the wire contract (size, shape, smuggled data) and was refused."""
+
+
+class ConfigurationError(PlanstreamError):
+    """A setting is missing or malformed."""

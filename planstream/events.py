@@ -1,0 +1,216 @@
+"""Wire data: every event planstream publishes, as frozen pydantic models that carry ids only.
+
+Events are past-tense facts. Each is keyed by ``run_id`` on the wire so that one run's events
+stay on one partition and in order. A breaking change is a new model on a ``.v2`` topic; inside
+a version only optional fields are added.
+"""
+
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from planstream.guards import find_smuggling
+from planstream.ids import ArtifactId, EventId, IdempotencyKey, JobId, RunId
+
+__all__ = [
+    "EVENT_MODELS",
+    "AnyEvent",
+    "Attempt",
+    "Decision",
+    "DecisionMade",
+    "Failure",
+    "ImageReady",
+    "InfoExtracted",
+    "InfoRequested",
+    "ComparisonCompleted",
+    "Quality",
+    "RunBlocked",
+    "RunCompleted",
+    "RunReviewed",
+    "ServiceName",
+    "Severity",
+    "StepFailed",
+    "StepId",
+    "StepRequested",
+    "step_key",
+]
+
+LAST_STEP = 6
+
+StepId = Annotated[int, Field(ge=0, le=LAST_STEP)]
+Attempt = Annotated[int, Field(ge=1, le=10, description="1-based attempt of this step")]
+Quality = Literal["1K", "2K", "4K"]
+Severity = Literal["low", "medium", "high", "critical"]
+Decision = Literal["proceed", "retry", "block"]
+ServiceName = Literal[
+    "ingress",
+    "image_io",
+    "info_worker",
+    "comparison_worker",
+    "supervisor",
+    "render_worker",
+    "operator",
+]
+RuleName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{2,47}$")]
+
+
+def _clean_text(value: str) -> str:
+    reason = find_smuggling(value)
+    if reason is not None:
+        raise ValueError(f"text {reason}")
+    return value
+
+
+SafeText = Annotated[str, Field(max_length=500), AfterValidator(_clean_text)]
+SpaceRef = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_clean_text)]
+
+
+def step_key(run_id: str, step_id: int, attempt: int) -> str:
+    """The idempotency key of one attempt of one step: every service derives its job key from it."""
+    return f"{run_id}:s{step_id}:a{attempt}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Failure(_Frozen):
+    """One rule that fired: what, how bad, where, why, and how to fix it."""
+
+    rule: RuleName
+    severity: Severity
+    space_id: SpaceRef | None = None
+    detail: SafeText
+    suggested_fix: SafeText | None = None
+
+
+class _Event(_Frozen):
+    event_id: EventId
+    run_id: RunId
+    occurred_at: AwareDatetime
+
+
+class _StepEvent(_Event):
+    step_id: StepId
+    attempt: Attempt
+    idempotency_key: IdempotencyKey
+
+
+class StepRequested(_StepEvent):
+    """A producer (client, Supervisor or operator) asks for one attempt of one step of a run."""
+
+    kind: Literal["step.requested"] = "step.requested"
+    input_artifact_ids: list[ArtifactId] = Field(min_length=1, max_length=8)
+    requested_by: Literal["client", "supervisor", "operator"]
+
+
+class ImageReady(_StepEvent):
+    """Image I/O checked the step's images: they exist, decode, and fit the quality tier."""
+
+    kind: Literal["image.ready"] = "image.ready"
+    job_id: JobId
+    artifact_ids: list[ArtifactId] = Field(min_length=1, max_length=8)
+    quality: Quality
+
+
+class StepFailed(_StepEvent):
+    """A service could not do its part of a step (an upstream failure for the Supervisor)."""
+
+    kind: Literal["step.failed"] = "step.failed"
+    service: ServiceName
+    job_id: JobId | None = None
+    failure: Failure
+    retryable: bool = False
+
+
+class InfoRequested(_StepEvent):
+    """The Supervisor asks the Info Worker to analyse the step's image again (a semantic retry)."""
+
+    kind: Literal["info.requested"] = "info.requested"
+    artifact_ids: list[ArtifactId] = Field(min_length=1, max_length=8)
+    quality: Quality
+
+
+class InfoExtracted(_StepEvent):
+    """The Info Worker stored a Spaces document (or the model's unusable answer) for the step."""
+
+    kind: Literal["info.extracted"] = "info.extracted"
+    job_id: JobId
+    image_artifact_id: ArtifactId
+    spaces_artifact_id: ArtifactId | None
+    raw_artifact_id: ArtifactId | None
+    space_count: int = Field(ge=0, le=10_000)
+
+
+class ComparisonCompleted(_StepEvent):
+    """Schema, rules and the request comparison ran on the step's Spaces document."""
+
+    kind: Literal["comparison.completed"] = "comparison.completed"
+    job_id: JobId
+    spaces_artifact_id: ArtifactId | None
+    passed: bool
+    failures: list[Failure] = Field(default_factory=list, max_length=64)
+
+
+class DecisionMade(_StepEvent):
+    """The Supervisor decided the step: proceed, retry or block, with its audit score."""
+
+    kind: Literal["decision.made"] = "decision.made"
+    decision: Decision
+    block_reason: RuleName | Literal["retry_budget_exhausted", "too_many_failures"] | None
+    failures: list[Failure] = Field(default_factory=list, max_length=64)
+    consistency_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    retry_budget_remaining: int = Field(ge=0, le=10)
+
+
+class RunCompleted(_Event):
+    """Every step of the run proceeded."""
+
+    kind: Literal["run.completed"] = "run.completed"
+    steps_completed: int = Field(ge=1, le=LAST_STEP + 1)
+
+
+class RunBlocked(_Event):
+    """The run stopped at a step and waits for a human decision."""
+
+    kind: Literal["run.blocked"] = "run.blocked"
+    step_id: StepId
+    attempt: Attempt
+    block_reason: RuleName | Literal["retry_budget_exhausted", "too_many_failures"]
+
+
+class RunReviewed(_Event):
+    """A human approved, retried or rejected a blocked run."""
+
+    kind: Literal["run.reviewed"] = "run.reviewed"
+    action: Literal["approve", "retry", "reject"]
+    reason: SafeText
+    reviewer: Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
+
+
+AnyEvent: TypeAlias = Annotated[
+    StepRequested
+    | ImageReady
+    | StepFailed
+    | InfoRequested
+    | InfoExtracted
+    | ComparisonCompleted
+    | DecisionMade
+    | RunCompleted
+    | RunBlocked
+    | RunReviewed,
+    Field(discriminator="kind"),
+]
+
+EVENT_MODELS: tuple[type[_Event], ...] = (
+    StepRequested,
+    ImageReady,
+    StepFailed,
+    InfoRequested,
+    InfoExtracted,
+    ComparisonCompleted,
+    DecisionMade,
+    RunCompleted,
+    RunBlocked,
+    RunReviewed,
+)

@@ -1,0 +1,66 @@
+"""Payload policy: what may travel on the wire, with a reason for every refusal."""
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Final
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MAX_REQUEST_BYTES",
+    "find_smuggling",
+    "iter_strings",
+    "smuggling_in",
+]
+
+MAX_EVENT_BYTES: Final = 50_000
+"""Default ceiling for one serialized event (settings.max_event_bytes overrides it)."""
+
+MAX_REQUEST_BYTES: Final = 10_240
+"""Default ceiling for one HTTP request body (settings.max_request_bytes overrides it)."""
+
+_URL = re.compile(r"(?i)(?:\b(?:data|https?|file|ftp|gopher|s3|javascript|dict|ldap|jar):|://)")
+# Leading bytes of common binaries once base64-encoded: PNG, JPEG, GIF, WebP/RIFF, PDF, gzip, zip.
+_BINARY_MAGIC = re.compile(r"iVBORw0KGgo|/9j/|R0lGOD|UklGR|JVBERi0|H4sI|UEsDB")
+# Base64 and base64url alphabets; a long run that mixes upper case, lower case and digits is
+# encoded data, while UUIDs (lower+digits), ULIDs (upper+digits) and words are not.
+_B64_RUN = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
+_B64_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]+")
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{65,}")
+_INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+
+
+def _looks_encoded(run: str) -> bool:
+    core = run.strip("=")
+    return (
+        any(c.isupper() for c in core)
+        and any(c.islower() for c in core)
+        and any(c.isdigit() for c in core)
+    )
+
+
+def find_smuggling(value: str) -> str | None:
+    """Why ``value`` looks like smuggled data (URL, data URI, base64, hex), or None if clean."""
+    if _URL.search(value):
+        return "holds a URL or data URI"
+    if _BINARY_MAGIC.search(value):
+        return "holds base64-encoded binary data"
+    if _INVISIBLE.search(value):
+        return "holds invisible characters"
+    tokens = value.split()
+    if _is_chunked(tokens):
+        tokens = ["".join(tokens)]
+    for token in tokens:
+        for run in _B64_RUN.findall(token):
+            if _looks_encoded(run):
+                return f"holds a base64-like run of {len(run)} characters"
+        if _HEX_RUN.search(token):
+            return "holds a long hex-encoded run"
+    return None
+
+
+def _is_chunked(tokens: list[str]) -> bool:
+    """Whether whitespace cuts one encoded blob into equal chunks (words vary in length)."""
+    if len(tokens) < 4 or not all(_B64_TOKEN.fullmatch(t) for t in tokens):
+        return False
+    width = len(tokens[0])
+    return width >= 4 and all(len(t) == width for t in tokens[:-1])

@@ -1,0 +1,45 @@
+"""The quality policy: which resolution tier a step runs at and which long edges it accepts."""
+
+from dataclasses import dataclass
+from typing import Final
+
+from planstream.events import Quality
+
+__all__ = ["BANDS", "Band", "check_dimensions", "quality_for_step"]
+
+LAST_FIXED_QUALITY_STEP: Final = 3
+
+
+@dataclass(frozen=True)
+class Band:
+    """Accepted long-edge range of a quality tier, in pixels, both ends included."""
+
+    min_long_edge: int
+    max_long_edge: int
+
+    def contains(self, long_edge: int) -> bool:
+        return self.min_long_edge <= long_edge <= self.max_long_edge
+
+
+BANDS: Final[dict[Quality, Band]] = {
+    "1K": Band(900, 1700),
+    "2K": Band(1900, 3300),
+    "4K": Band(3600, 6400),
+}
+
+
+def quality_for_step(step_id: int, quality_post_step4: Quality) -> Quality:
+    """Steps 0-3 always run at 2K; steps 4 and later at the run's chosen tier."""
+    return "2K" if step_id <= LAST_FIXED_QUALITY_STEP else quality_post_step4
+
+
+def check_dimensions(width: int, height: int, quality: Quality) -> str | None:
+    """Why ``width`` x ``height`` does not fit the tier, or None when it does."""
+    band = BANDS[quality]
+    long_edge = max(width, height)
+    if band.contains(long_edge):
+        return None
+    return (
+        f"long edge {long_edge}px ({width}x{height}) is outside the {quality} band "
+        f"{band.min_long_edge}-{band.max_long_edge}px"
+    )

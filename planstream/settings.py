@@ -1,0 +1,116 @@
+"""Settings: one frozen object, built from a mapping (the entry point passes ``os.environ``)."""
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from planstream.errors import ConfigurationError
+
+__all__ = ["ENV_PREFIX", "Settings"]
+
+ENV_PREFIX: Final = "PLANSTREAM_"
+
+
+class Settings(BaseModel):
+    """Every limit, address and timeout of planstream, each a named setting.
+
+    ``Settings.from_env(os.environ)`` reads ``PLANSTREAM_<FIELD>`` variables, for example
+    ``PLANSTREAM_KAFKA_BOOTSTRAP=broker:9092``; it never reads the environment by itself.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Where the local stack keeps its processes' data, logs, pid files and the Kafka jars.
+    work_dir: Path = Path(".planstream")
+    kafka_version: str = "4.1.1"
+    kafka_heap: str = "512m"
+
+    # Addresses: the defaults are the local stack's loopback ports.
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_controller_port: int = 19093
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 15432
+    postgres_user: str = "planstream"
+    postgres_password: str = "planstream"  # noqa: S105 - the local stack's own throwaway role
+    postgres_db: str = "planstream"
+    postgres_dsn: str | None = Field(
+        default=None, description="overrides host/port/user/password/db when set"
+    )
+    s3_endpoint: str | None = "http://127.0.0.1:15000"
+    s3_port: int = 15000
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "planstream"
+    s3_access_key_id: str = "planstream-local"
+    s3_secret_access_key: str = "planstream-local-secret"  # noqa: S105 - moto accepts any key
+    model_base_url: str = "http://127.0.0.1:18080/v1"
+    model_server_port: int = 18080
+    model_api_key: str = "sk-local-scripted"
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 18000
+
+    # Topics.
+    topic_namespace: str = Field(default="", pattern=r"^[a-z0-9-]*\.?$")
+    topic_partitions: int = Field(default=4, ge=1, le=256)
+    topic_replication_factor: int = Field(default=1, ge=1, le=5)
+    app_id_suffix: str = Field(default="", pattern=r"^[a-z0-9-]*$")
+
+    # Payload limits.
+    max_event_bytes: int = Field(default=50_000, ge=1_024)
+    max_request_bytes: int = Field(default=10_240, ge=256)
+    max_request_text_chars: int = Field(default=2_000, ge=0)
+    max_image_bytes: int = Field(default=64 * 1024 * 1024, ge=1_024)
+    max_image_pixels: int = Field(
+        default=48_000_000, ge=1, description="decompression-bomb cap (6400 x 7500)"
+    )
+
+    # Signed URLs.
+    upload_url_ttl_s: int = Field(default=300, ge=10, le=3_600)
+    signed_url_ttl_s: int = Field(default=600, ge=30, le=3_600)
+    signed_url_refresh_margin_s: int = Field(default=120, ge=5)
+
+    # Work, leases and retries.
+    lease_s: int = Field(default=300, ge=5)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    s3_timeout_s: float = Field(default=20.0, gt=0)
+    db_timeout_s: float = Field(default=10.0, gt=0)
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+
+    # Faust.
+    broker_commit_interval_s: float = Field(default=0.5, gt=0)
+    producer_linger_ms: int = Field(default=1, ge=0)
+    web_port_base: int = Field(default=16066, ge=1_024, le=65_000)
+
+    @property
+    def dsn(self) -> str:
+        """The PostgreSQL DSN (contains the password: never log it)."""
+        if self.postgres_dsn:
+            return self.postgres_dsn
+        return (
+            f"postgresql://{self.postgres_user}:{self.postgres_password}"
+            f"@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
+        """Settings from ``PLANSTREAM_*`` variables, then ``overrides``; a bad value names itself."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = raw
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ConfigurationError(
+                f"setting {ENV_PREFIX}{field.upper()} is invalid: {first['msg']}"
+            ) from exc
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        """A copy with some settings changed (validated like the original)."""
+        return type(self).model_validate({**self.model_dump(), **overrides})
