@@ -24,6 +24,11 @@ class Settings(BaseModel):
 
     # Where the local stack keeps its processes' data, logs, pid files and the Kafka jars.
     work_dir: Path = Path(".planstream")
+    stack_services: str = Field(
+        default="kafka,postgres,s3,model",
+        pattern=r"^((kafka|postgres|s3|model)(,(kafka|postgres|s3|model))*)?$",
+        description="what `stack up` starts; the others are expected at their addresses",
+    )
     kafka_version: str = "4.1.1"
     kafka_heap: str = "512m"
 
