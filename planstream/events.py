@@ -14,6 +14,7 @@ from planstream.ids import ArtifactId, EventId, IdempotencyKey, JobId, RunId
 
 __all__ = [
     "EVENT_MODELS",
+    "Event",
     "AnyEvent",
     "Attempt",
     "Decision",
@@ -84,13 +85,13 @@ class Failure(_Frozen):
     suggested_fix: SafeText | None = None
 
 
-class _Event(_Frozen):
+class Event(_Frozen):
     event_id: EventId
     run_id: RunId
     occurred_at: AwareDatetime
 
 
-class _StepEvent(_Event):
+class _StepEvent(Event):
     step_id: StepId
     attempt: Attempt
     idempotency_key: IdempotencyKey
@@ -163,14 +164,14 @@ class DecisionMade(_StepEvent):
     retry_budget_remaining: int = Field(ge=0, le=10)
 
 
-class RunCompleted(_Event):
+class RunCompleted(Event):
     """Every step of the run proceeded."""
 
     kind: Literal["run.completed"] = "run.completed"
     steps_completed: int = Field(ge=1, le=LAST_STEP + 1)
 
 
-class RunBlocked(_Event):
+class RunBlocked(Event):
     """The run stopped at a step and waits for a human decision."""
 
     kind: Literal["run.blocked"] = "run.blocked"
@@ -179,7 +180,7 @@ class RunBlocked(_Event):
     block_reason: RuleName | Literal["retry_budget_exhausted", "too_many_failures"]
 
 
-class RunReviewed(_Event):
+class RunReviewed(Event):
     """A human approved, retried or rejected a blocked run."""
 
     kind: Literal["run.reviewed"] = "run.reviewed"
@@ -202,7 +203,7 @@ AnyEvent: TypeAlias = Annotated[
     Field(discriminator="kind"),
 ]
 
-EVENT_MODELS: tuple[type[_Event], ...] = (
+EVENT_MODELS: tuple[type[Event], ...] = (
     StepRequested,
     ImageReady,
     StepFailed,

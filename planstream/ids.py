@@ -4,7 +4,9 @@ import re
 import uuid
 from typing import Annotated, Final, Literal
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
+
+from planstream.guards import find_smuggling
 
 __all__ = [
     "ID_PREFIXES",
@@ -13,6 +15,7 @@ __all__ = [
     "IdempotencyKey",
     "IdPrefix",
     "is_id",
+    "is_idempotency_key",
     "JobId",
     "RunId",
     "UploadId",
@@ -32,7 +35,18 @@ EventId = Annotated[str, StringConstraints(pattern=r"^evt_[0-9a-f]{32}$")]
 # A caller's idempotency key: short and plain (UUIDs, ULIDs, "run-42-step-0" all fit). Whether it
 # smuggles data (base64, a URL) is checked separately by planstream.guards, with a reason.
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-IdempotencyKey = Annotated[str, StringConstraints(pattern=IDEMPOTENCY_KEY_PATTERN)]
+
+
+def _no_smuggling(value: str) -> str:
+    reason = find_smuggling(value)
+    if reason is not None:
+        raise ValueError(f"idempotency key {reason}")
+    return value
+
+
+IdempotencyKey = Annotated[
+    str, StringConstraints(pattern=IDEMPOTENCY_KEY_PATTERN), AfterValidator(_no_smuggling)
+]
 
 _ANY_ID = re.compile(r"^(run|upl|job|art|evt|dec)_[0-9a-f]{32}$")
 
@@ -40,6 +54,14 @@ _ANY_ID = re.compile(r"^(run|upl|job|art|evt|dec)_[0-9a-f]{32}$")
 def new_id(prefix: IdPrefix) -> str:
     """A fresh random id; call it at the edges (ingress, agents), never in the pure core."""
     return f"{prefix}_{uuid.uuid4().hex}"
+
+
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def is_idempotency_key(value: str) -> bool:
+    """Whether ``value`` has the shape of an idempotency key (smuggling is checked apart)."""
+    return _IDEMPOTENCY_KEY.match(value) is not None
 
 
 def is_id(value: str) -> bool:

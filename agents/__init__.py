@@ -1,0 +1,1 @@
+"""Faust glue: one module per service; bodies stay short, the logic lives in planstream/."""

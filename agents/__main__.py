@@ -1,0 +1,42 @@
+"""Run one planstream service as a Faust worker: ``python -m agents <service>``."""
+
+import asyncio
+import importlib
+import logging
+import os
+import sys
+
+import faust
+
+from planstream.adapters.kafka import ensure_topics
+from planstream.settings import Settings
+
+from agents.app import create_app
+
+SERVICES = ("image_io",)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in SERVICES:
+        print(f"usage: python -m agents {{{','.join(SERVICES)}}}", file=sys.stderr)
+        return 2
+    service = argv[0]
+    settings = Settings.from_env(os.environ)
+    level = os.environ.get("PLANSTREAM_LOG_LEVEL", "INFO")
+    # Topics must exist with the catalogue's partition count before Faust subscribes.
+    setup_loop = asyncio.new_event_loop()
+    try:
+        setup_loop.run_until_complete(ensure_topics(settings))
+    finally:
+        setup_loop.close()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = create_app(settings, service)
+    importlib.import_module(f"agents.{service}").build(app)
+    worker = faust.Worker(app, loop=loop, loglevel=level.lower(), quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,301 @@
+"""planstream's PostgreSQL records: uploads, runs, jobs with leases, artifacts (asyncpg)."""
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, cast
+
+import asyncpg
+
+from planstream.records import Artifact, Job, Lease, LeaseRefusal, Run, Upload
+
+__all__ = ["Repository"]
+
+_JOB_COLUMNS = "job_id, run_id, step_id, attempt, service, status, idempotency_key, published_at"
+_ARTIFACT_COLUMNS = (
+    "artifact_id, run_id, kind, storage_bucket, storage_path, signed_url_cached,"
+    " signed_url_expires_at, metadata_json"
+)
+
+# Create the job, or take over its lease when nobody holds it, it expired, or we already hold
+# it; never a job that finished or ran out of deliveries. One statement, so two workers racing
+# for the same job cannot both win. Every take-over bumps the fencing epoch.
+_ACQUIRE_JOB = """
+INSERT INTO pipeline_jobs AS j (
+    job_id, run_id, step_id, attempt, service, idempotency_key, payload_ref, max_attempts,
+    status, attempts, locked_by, locked_at, lease_expires_at, lease_epoch)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+        'running', 1, $9, now(), now() + make_interval(secs => $10), 1)
+ON CONFLICT (idempotency_key) DO UPDATE SET
+    status = 'running',
+    attempts = j.attempts + 1,
+    locked_by = EXCLUDED.locked_by,
+    locked_at = now(),
+    lease_expires_at = EXCLUDED.lease_expires_at,
+    lease_epoch = j.lease_epoch + 1,
+    updated_at = now()
+WHERE j.status IN ('pending', 'running')
+  AND (j.locked_by IS NULL OR j.lease_expires_at < now() OR j.locked_by = EXCLUDED.locked_by)
+  AND j.attempts < j.max_attempts
+RETURNING job_id, lease_epoch, attempts
+"""
+
+_FINISH_JOB = """
+UPDATE pipeline_jobs SET
+    status = $3, result_ref = $4, processing_time_ms = $5, last_error = $6,
+    last_error_stack = $7, locked_by = NULL, lease_expires_at = NULL,
+    completed_at = CASE WHEN $3 = 'completed' THEN now() END, updated_at = now()
+WHERE job_id = $1 AND lease_epoch = $2 AND status = 'running'
+"""
+
+
+def _job(row: asyncpg.Record) -> Job:
+    return Job(**dict(row))
+
+
+def _artifact(row: asyncpg.Record) -> Artifact:
+    values = dict(row)
+    values["metadata"] = values.pop("metadata_json")
+    return Artifact(**values)
+
+
+class Repository:
+    """Queries over one asyncpg pool; every write that repeats is idempotent."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create_upload(self, upload: Upload) -> None:
+        """Record an upload slot whose presigned PUT URL was handed to a client."""
+        await self._pool.execute(
+            "INSERT INTO uploads (upload_id, storage_bucket, storage_path, content_type,"
+            " put_expires_at) VALUES ($1, $2, $3, $4, $5)",
+            upload.upload_id,
+            upload.storage_bucket,
+            upload.storage_path,
+            upload.content_type,
+            upload.put_expires_at,
+        )
+
+    async def get_upload(self, upload_id: str) -> Upload | None:
+        row = await self._pool.fetchrow(
+            "SELECT upload_id, storage_bucket, storage_path, content_type, put_expires_at"
+            " FROM uploads WHERE upload_id = $1",
+            upload_id,
+        )
+        return Upload(**dict(row)) if row else None
+
+    async def create_run(
+        self, run: Run, upload: Upload, source_artifact_id: str, payload_size_estimate: int
+    ) -> None:
+        """Create the run and the artifact of its uploaded image, in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO pipeline_runs (run_id, upload_id, ratio, quality_post_step4,"
+                " request_text, payload_size_estimate, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                run.run_id,
+                run.upload_id,
+                run.ratio,
+                run.quality_post_step4,
+                run.request_text,
+                payload_size_estimate,
+                run.status,
+            )
+            await conn.execute(
+                "INSERT INTO pipeline_artifacts (artifact_id, run_id, step_id, kind, upload_id,"
+                " storage_bucket, storage_path) VALUES ($1, $2, 0, 'source_image', $3, $4, $5)",
+                source_artifact_id,
+                run.run_id,
+                upload.upload_id,
+                upload.storage_bucket,
+                upload.storage_path,
+            )
+
+    async def get_run(self, run_id: str) -> Run | None:
+        row = await self._pool.fetchrow(
+            "SELECT run_id, upload_id, ratio, quality_post_step4, request_text, status,"
+            " current_step FROM pipeline_runs WHERE run_id = $1",
+            run_id,
+        )
+        return Run(**dict(row)) if row else None
+
+    async def source_artifact_id(self, run_id: str) -> str | None:
+        return cast(
+            str | None,
+            await self._pool.fetchval(
+                "SELECT artifact_id FROM pipeline_artifacts"
+                " WHERE run_id = $1 AND kind = 'source_image' ORDER BY created_at LIMIT 1",
+                run_id,
+            ),
+        )
+
+    async def request_step(
+        self,
+        job: Job,
+        *,
+        request_key: str,
+        payload_ref: dict[str, Any],
+        max_attempts: int,
+        publish: Callable[[], Awaitable[None]],
+    ) -> tuple[Job, bool]:
+        """Create a step's pending job and publish its request exactly once; (job, created).
+
+        The insert and the publish share one transaction: a concurrent duplicate (double click,
+        retried request, second caller) waits on the unique index until the first commits, then
+        finds the job instead of publishing again; a crash before the commit leaves no job, so
+        the caller's retry publishes. The job key (one per service and step attempt) and the
+        caller's key (one per run) are both unique.
+        """
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    "INSERT INTO pipeline_jobs (job_id, run_id, step_id, attempt, service,"
+                    " idempotency_key, request_key, payload_ref, max_attempts, published_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())"
+                    f" ON CONFLICT DO NOTHING RETURNING {_JOB_COLUMNS}",
+                    job.job_id,
+                    job.run_id,
+                    job.step_id,
+                    job.attempt,
+                    job.service,
+                    job.idempotency_key,
+                    request_key,
+                    payload_ref,
+                    max_attempts,
+                )
+                if row is not None:
+                    await publish()
+                    return _job(row), True
+            existing = await conn.fetchrow(
+                f"SELECT {_JOB_COLUMNS} FROM pipeline_jobs"
+                " WHERE idempotency_key = $1 OR (run_id = $2 AND request_key = $3)"
+                " ORDER BY (request_key = $3) DESC LIMIT 1",
+                job.idempotency_key,
+                job.run_id,
+                request_key,
+            )
+        assert existing is not None, "a conflicting job vanished"
+        return _job(existing), False
+
+    async def acquire_job(
+        self,
+        *,
+        job_id: str,
+        run_id: str,
+        step_id: int,
+        attempt: int,
+        service: str,
+        idempotency_key: str,
+        payload_ref: dict[str, Any],
+        max_attempts: int,
+        worker_id: str,
+        lease_s: float,
+    ) -> Lease | LeaseRefusal:
+        """Lease the job (creating it if new), or say why not."""
+        row = await self._pool.fetchrow(
+            _ACQUIRE_JOB,
+            job_id,
+            run_id,
+            step_id,
+            attempt,
+            service,
+            idempotency_key,
+            payload_ref,
+            max_attempts,
+            worker_id,
+            float(lease_s),
+        )
+        if row is not None:
+            return Lease(row["job_id"], row["lease_epoch"], row["attempts"])
+        status, attempts, limit = await self._pool.fetchrow(
+            "SELECT status, attempts, max_attempts FROM pipeline_jobs WHERE idempotency_key = $1",
+            idempotency_key,
+        )
+        if status in ("completed", "failed", "blocked"):
+            return cast(LeaseRefusal, status)
+        return "exhausted" if attempts >= limit else "leased"
+
+    async def finish_job(
+        self,
+        lease: Lease,
+        *,
+        status: str,
+        result_ref: dict[str, Any] | None,
+        processing_time_ms: int,
+        error: str | None = None,
+        stack: str | None = None,
+    ) -> bool:
+        """Record the job's outcome if ``lease`` is still current; False for a stale epoch."""
+        result = await self._pool.execute(
+            _FINISH_JOB,
+            lease.job_id,
+            lease.epoch,
+            status,
+            result_ref,
+            processing_time_ms,
+            error,
+            stack,
+        )
+        return cast(str, result) == "UPDATE 1"
+
+    async def artifacts(self, artifact_ids: list[str]) -> dict[str, Artifact]:
+        rows = await self._pool.fetch(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM pipeline_artifacts WHERE artifact_id = ANY($1)",
+            artifact_ids,
+        )
+        return {row["artifact_id"]: _artifact(row) for row in rows}
+
+    async def merge_artifact_metadata(self, artifact_id: str, metadata: dict[str, Any]) -> None:
+        await self._pool.execute(
+            "UPDATE pipeline_artifacts SET metadata_json = metadata_json || $2,"
+            " updated_at = now() WHERE artifact_id = $1",
+            artifact_id,
+            metadata,
+        )
+
+    async def cache_signed_url(self, artifact_id: str, url: str, expires_at: datetime) -> None:
+        await self._pool.execute(
+            "UPDATE pipeline_artifacts SET signed_url_cached = $2, signed_url_expires_at = $3,"
+            " updated_at = now() WHERE artifact_id = $1",
+            artifact_id,
+            url,
+            expires_at,
+        )
+
+    async def run_view(self, run_id: str) -> dict[str, Any] | None:
+        """The run with its jobs, artifacts and decisions, as JSON-ready values."""
+        async with self._pool.acquire() as conn:
+            run = await conn.fetchrow(
+                "SELECT run_id, upload_id, ratio, ratio_locked, quality_post_step4, request_text,"
+                " payload_size_estimate, status, current_step, block_reason, last_error,"
+                " created_at, updated_at FROM pipeline_runs WHERE run_id = $1",
+                run_id,
+            )
+            if run is None:
+                return None
+            jobs = await conn.fetch(
+                "SELECT job_id, step_id, attempt, service, status, attempts, max_attempts,"
+                " payload_ref, result_ref, locked_by, lease_expires_at, lease_epoch,"
+                " last_error, processing_time_ms, created_at, completed_at"
+                " FROM pipeline_jobs WHERE run_id = $1 ORDER BY step_id, attempt, created_at",
+                run_id,
+            )
+            # The cached signed URL is a bearer credential: only its expiry is shown.
+            artifacts = await conn.fetch(
+                "SELECT artifact_id, step_id, kind, storage_bucket, storage_path,"
+                " signed_url_expires_at, metadata_json AS metadata, created_at"
+                " FROM pipeline_artifacts WHERE run_id = $1 ORDER BY created_at",
+                run_id,
+            )
+            decisions = await conn.fetch(
+                "SELECT decision_id, step_id, attempt, decision, schema_validations,"
+                " rule_checks, llm_audit, retry_budget_remaining, block_reason, versions,"
+                " created_at FROM pipeline_decisions WHERE run_id = $1"
+                " ORDER BY step_id, attempt",
+                run_id,
+            )
+        return {
+            **dict(run),
+            "jobs": [dict(r) for r in jobs],
+            "artifacts": [dict(r) for r in artifacts],
+            "decisions": [dict(r) for r in decisions],
+        }

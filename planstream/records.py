@@ -1,0 +1,65 @@
+"""Rows of planstream's PostgreSQL tables as frozen values (no I/O here)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from planstream.events import Quality
+
+__all__ = ["Artifact", "ArtifactKind", "Job", "Lease", "LeaseRefusal", "Run", "Upload"]
+
+ArtifactKind = Literal["source_image", "render_image", "spaces_json", "model_response"]
+LeaseRefusal = Literal["completed", "failed", "blocked", "leased", "exhausted"]
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: str
+    storage_bucket: str
+    storage_path: str
+    content_type: str
+    put_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    upload_id: str
+    ratio: str
+    quality_post_step4: Quality
+    request_text: str | None
+    status: str
+    current_step: int
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    run_id: str
+    step_id: int
+    attempt: int
+    service: str
+    status: str
+    idempotency_key: str
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on a job: every write of the job's result presents ``epoch``."""
+
+    job_id: str
+    epoch: int
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class Artifact:
+    artifact_id: str
+    run_id: str | None
+    kind: ArtifactKind
+    storage_bucket: str
+    storage_path: str
+    signed_url_cached: str | None
+    signed_url_expires_at: datetime | None
+    metadata: dict[str, Any]
