@@ -18,7 +18,9 @@ MAX_EVENT_BYTES: Final = 50_000
 MAX_REQUEST_BYTES: Final = 10_240
 """Default ceiling for one HTTP request body (settings.max_request_bytes overrides it)."""
 
-_URL = re.compile(r"(?i)(?:\b(?:data|https?|file|ftp|gopher|s3|javascript|dict|ldap|jar):|://)")
+_URL = re.compile(
+    r"(?i)(?:\b(?:data|https?|file|ftp|gopher|s3|javascript|dict|ldap|jar):|://|(?:^|\s)//\w)"
+)
 # Leading bytes of common binaries once base64-encoded: PNG, JPEG, GIF, WebP/RIFF, PDF, gzip, zip.
 _BINARY_MAGIC = re.compile(r"iVBORw0KGgo|/9j/|R0lGOD|UklGR|JVBERi0|H4sI|UEsDB")
 # Base64 and base64url alphabets; a long run that mixes upper case, lower case and digits is
@@ -64,3 +66,24 @@ def _is_chunked(tokens: list[str]) -> bool:
         return False
     width = len(tokens[0])
     return width >= 4 and all(len(t) == width for t in tokens[:-1])
+
+
+def iter_strings(value: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string inside a JSON-like value, with its dotted path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from iter_strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from iter_strings(item, f"{path}[{index}]")
+
+
+def smuggling_in(value: object) -> tuple[str, str] | None:
+    """The first (path, reason) of a string in ``value`` that smuggles data, or None."""
+    for path, text in iter_strings(value):
+        reason = find_smuggling(text)
+        if reason is not None:
+            return path, reason
+    return None

@@ -46,7 +46,8 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageFacts:
     digest = hashlib.sha256(data).hexdigest()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own cap, checked below before any pixel is decoded, replaces Pillow's warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 fmt = image.format or "unknown"
                 if fmt not in _ACCEPTED_FORMATS:
@@ -62,7 +63,9 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageFacts:
                 shown_width, shown_height = upright.size
     except ImageUnreadable:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
+        raise ImageUnreadable(f"the image is over the {max_pixels}-pixel decompression cap") from None
+    except UnidentifiedImageError:
         raise ImageUnreadable("the bytes are not a decodable image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageUnreadable(f"the image is corrupt: {exc}") from None

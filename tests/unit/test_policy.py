@@ -1,0 +1,39 @@
+"""The quality policy: tiers per step and long-edge bands, boundaries included."""
+
+import pytest
+
+from planstream.policy import check_dimensions, quality_for_step
+
+
+@pytest.mark.parametrize(
+    ("step_id", "chosen", "expected"),
+    [(0, "4K", "2K"), (3, "1K", "2K"), (4, "4K", "4K"), (6, "1K", "1K"), (5, "2K", "2K")],
+)
+def test_steps_0_to_3_always_run_at_2k(step_id: int, chosen: str, expected: str) -> None:
+    assert quality_for_step(step_id, chosen) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "quality", "fits"),
+    [
+        (1900, 1200, "2K", True),
+        (1899, 1200, "2K", False),
+        (3300, 2000, "2K", True),
+        (3301, 2000, "2K", False),
+        (1200, 3300, "2K", True),
+        (900, 600, "1K", True),
+        (899, 600, "1K", False),
+        (1700, 1700, "1K", True),
+        (1701, 10, "1K", False),
+        (3600, 2400, "4K", True),
+        (3599, 2400, "4K", False),
+        (6400, 4800, "4K", True),
+        (6401, 4800, "4K", False),
+        (4096, 3072, "2K", False),
+    ],
+)
+def test_long_edge_bands(width: int, height: int, quality: str, fits: bool) -> None:
+    problem = check_dimensions(width, height, quality)  # type: ignore[arg-type]
+    assert (problem is None) is fits
+    if not fits:
+        assert f"outside the {quality} band" in problem  # type: ignore[operator]

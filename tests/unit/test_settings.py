@@ -1,0 +1,28 @@
+"""Settings come from PLANSTREAM_* variables only when the entry point passes them."""
+
+import pytest
+
+from planstream.errors import ConfigurationError
+from planstream.settings import Settings
+
+
+def test_defaults_are_the_documented_limits() -> None:
+    settings = Settings.from_env({})
+    assert (settings.max_event_bytes, settings.max_request_bytes) == (50_000, 10_240)
+    assert (settings.max_attempts, settings.lease_s) == (3, 300)
+
+
+def test_variables_override_defaults() -> None:
+    settings = Settings.from_env({"PLANSTREAM_TOPIC_PARTITIONS": "8", "OTHER": "x"})
+    assert settings.topic_partitions == 8
+
+
+def test_a_bad_value_names_its_variable() -> None:
+    with pytest.raises(ConfigurationError, match="PLANSTREAM_LEASE_S is invalid"):
+        Settings.from_env({"PLANSTREAM_LEASE_S": "soon"})
+
+
+def test_dsn_prefers_the_explicit_one() -> None:
+    assert Settings.from_env({}).dsn.startswith("postgresql://planstream:")
+    explicit = Settings.from_env({"PLANSTREAM_POSTGRES_DSN": "postgresql://db/x"})
+    assert explicit.dsn == "postgresql://db/x"
