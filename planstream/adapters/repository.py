@@ -168,7 +168,7 @@ class Repository:
             existing = await conn.fetchrow(
                 f"SELECT {_JOB_COLUMNS} FROM pipeline_jobs"
                 " WHERE idempotency_key = $1 OR (run_id = $2 AND request_key = $3)"
-                " ORDER BY (request_key = $3) DESC LIMIT 1",
+                " ORDER BY (request_key IS NOT DISTINCT FROM $3) DESC LIMIT 1",
                 job.idempotency_key,
                 job.run_id,
                 request_key,

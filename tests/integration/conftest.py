@@ -1,0 +1,104 @@
+"""Fixtures over the real local stack: each session gets its own topics, database and bucket."""
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aioboto3
+import asyncpg
+import pytest
+
+from planstream.adapters.db import create_pool, migrate
+from planstream.adapters.kafka import ensure_topics
+from planstream.adapters.repository import Repository
+from planstream.adapters.storage import Storage
+from planstream.settings import Settings
+from tests.integration.stackkit import ROOT, isolated_settings, planstream, running
+
+pytestmark = pytest.mark.integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+@pytest.fixture(scope="session")
+async def settings(base_settings: Settings) -> AsyncIterator[Settings]:
+    """Isolated settings whose database, bucket and topics exist and are empty."""
+    isolated = isolated_settings(base_settings)
+    database = isolated.dsn.rsplit("/", 1)[1]
+    try:
+        admin = await asyncpg.connect(base_settings.dsn, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL of the local stack is unreachable ({exc}): run `make test`")
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    await migrate(isolated.dsn)
+    storage = Storage(isolated)
+    await storage.start()
+    await storage.ensure_bucket()
+    await storage.stop()
+    await ensure_topics(isolated)
+    yield isolated
+    admin = await asyncpg.connect(base_settings.dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def repo(settings: Settings) -> AsyncIterator[Repository]:
+    pool = await create_pool(settings.dsn)
+    yield Repository(pool)
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings.dsn)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def s3(settings: Settings) -> AsyncIterator[object]:
+    session = aioboto3.Session(
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key,
+        region_name=settings.s3_region,
+    )
+    async with session.client("s3", endpoint_url=settings.s3_endpoint) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def logs() -> Path:
+    folder = ROOT / ".planstream" / "test-logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ingress(settings: Settings, logs: Path) -> Iterator[str]:
+    """The HTTP ingress as a subprocess; yields its base URL."""
+    with running(planstream("serve"), settings, logs / "ingress.log", "Running on"):
+        yield f"http://127.0.0.1:{settings.ingress_port}"
+
+
+@pytest.fixture(scope="session")
+def image_io_worker(settings: Settings, logs: Path) -> Iterator[None]:
+    """The Image I/O Faust worker as a subprocess, ready once its consumer joined."""
+    with running(
+        [*planstream("worker", "image_io")], settings, logs / "image_io.log", "Ready"
+    ):
+        yield

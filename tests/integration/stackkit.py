@@ -1,0 +1,113 @@
+"""Test helpers against the real local stack: isolated settings, subprocess services, topic reads."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from planstream.settings import ENV_PREFIX, Settings
+from topics import TopicSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def isolated_settings(base: Settings) -> Settings:
+    """Settings with a topic namespace, database, bucket and app ids of this test session."""
+    tag = uuid.uuid4().hex[:10]
+    dsn = base.dsn.rsplit("/", 1)[0] + f"/planstream_t{tag}"
+    return base.with_overrides(
+        topic_namespace=f"t{tag}.",
+        app_id_suffix=f"-t{tag}",
+        s3_bucket=f"planstream-t{tag}",
+        postgres_dsn=dsn,
+        ingress_port=free_port(),
+        broker_commit_interval_s=0.2,
+    )
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The process environment that reproduces ``settings`` in a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        env[ENV_PREFIX + name.upper()] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextmanager
+def running(
+    args: list[str], settings: Settings, log_path: Path, ready: str, timeout_s: float = 90
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` until the block ends; wait for ``ready`` to appear in its log."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=environment(settings), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while ready not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"{args} did not become ready:\n{tail}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def planstream(*args: str) -> list[str]:
+    return [sys.executable, "-m", "planstream.cli", *args]
+
+
+async def read_topic(settings: Settings, spec: TopicSpec) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+    """Every message now on the topic, from its first offset: (key, value, headers)."""
+    name = spec.full_name(settings.topic_namespace)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        messages = []
+        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+            batch = await consumer.getmany(*partitions, timeout_ms=1000)
+            for records in batch.values():
+                messages.extend((r.key, r.value, list(r.headers)) for r in records)
+        return messages
+    finally:
+        await consumer.stop()
+
+
+async def wait_for(predicate, timeout_s: float = 60, interval_s: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll an async predicate until it returns something truthy; that value, or AssertionError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(interval_s)
