@@ -1,0 +1,152 @@
+{{- define "planstream.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "planstream.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "planstream.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "planstream.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "planstream.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "planstream.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "planstream.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "planstream.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+The name of one component's objects, at most 63 characters with the component kept whole (a
+Service name is a DNS label); takes (dict "ctx" $ "component" NAME).
+*/}}
+{{- define "planstream.componentName" -}}
+{{- $prefix := include "planstream.fullname" .ctx | trunc (int (sub 62 (len .component))) | trimSuffix "-" }}
+{{- printf "%s-%s" $prefix .component }}
+{{- end }}
+
+{{/* The selector labels of one component; takes (dict "ctx" $ "component" NAME). */}}
+{{- define "planstream.componentLabels" -}}
+{{ include "planstream.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Settings (name: value, named as in planstream/settings.py) as PLANSTREAM_<NAME> entries of a
+ConfigMap's data or a Secret's stringData. Empty values are left out, so planstream's defaults
+apply. Numbers go through toJson: Helm reads them as floats, which toString would print as 4.8e+07.
+*/}}
+{{- define "planstream.envData" -}}
+{{- $env := dict }}
+{{- range $name, $value := . }}
+{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
+{{- $_ := set $env (printf "PLANSTREAM_%s" (upper $name)) (ternary $value (toJson $value) (kindIs "string" $value)) }}
+{{- end }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/*
+The name of the ConfigMap and chart-made Secret. Regular resources are created after the
+pre-install hooks run, so the hook Jobs read a copy made as a hook; takes (dict "ctx" $ "hook" BOOL).
+*/}}
+{{- define "planstream.settingsName" -}}
+{{- if .hook }}
+{{- include "planstream.componentName" (dict "ctx" .ctx "component" "hook") }}
+{{- else }}
+{{- include "planstream.fullname" .ctx }}
+{{- end }}
+{{- end }}
+
+{{/* Annotations of those hook copies: made before the Jobs, deleted once they succeed. */}}
+{{- define "planstream.settingsHookAnnotations" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: "-10"
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end }}
+
+{{/* Rolls the pods when a setting changes. */}}
+{{- define "planstream.settingsChecksum" -}}
+{{- toJson (list .Values.config .Values.secret .Values.ingress.port) | sha256sum }}
+{{- end }}
+
+{{/* Pod-level fields shared by every Deployment and Job. */}}
+{{- define "planstream.podSpec" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+# Writable scratch space under the read-only root filesystem.
+volumes:
+  - name: work
+    emptyDir: {}
+  - name: tmp
+    emptyDir: {}
+{{- end }}
+
+{{/* Container fields shared by every Deployment and Job; takes (dict "ctx" $ "hook" BOOL). */}}
+{{- define "planstream.container" -}}
+{{- $values := .ctx.Values -}}
+image: {{ printf "%s:%s" $values.image.repository ($values.image.tag | default .ctx.Chart.AppVersion) | quote }}
+imagePullPolicy: {{ $values.image.pullPolicy }}
+securityContext:
+  {{- toYaml $values.securityContext | nindent 2 }}
+envFrom:
+  - configMapRef:
+      name: {{ include "planstream.settingsName" . }}
+  - secretRef:
+      name: {{ $values.secret.existingSecret | default (include "planstream.settingsName" .) }}
+volumeMounts:
+  # The image's working directory, where Faust keeps its table data.
+  - name: work
+    mountPath: /var/lib/planstream
+  - name: tmp
+    mountPath: /tmp
+{{- end }}
+
+{{/*
+A Deployment of one planstream process; takes (dict "ctx" $ "component" NAME "args" LIST
+"replicas" N "resources" MAP "extra" YAML), where extra holds more container fields.
+*/}}
+{{- define "planstream.deployment" -}}
+{{- $labels := dict "ctx" .ctx "component" .component -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "planstream.componentName" $labels }}
+  labels:
+    {{- include "planstream.labels" .ctx | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  replicas: {{ .replicas }}
+  selector:
+    matchLabels:
+      {{- include "planstream.componentLabels" $labels | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "planstream.componentLabels" $labels | nindent 8 }}
+      annotations:
+        checksum/settings: {{ include "planstream.settingsChecksum" .ctx }}
+    spec:
+      {{- include "planstream.podSpec" .ctx | nindent 6 }}
+      containers:
+        - name: {{ .component }}
+          {{- include "planstream.container" (dict "ctx" .ctx "hook" false) | nindent 10 }}
+          args: {{ toJson .args }}
+          {{- with .extra }}
+          {{- . | nindent 10 }}
+          {{- end }}
+          resources:
+            {{- toYaml .resources | nindent 12 }}
+{{- end }}
