@@ -2,7 +2,8 @@
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from types import NoneType
+from typing import Any, Final, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -47,9 +48,12 @@ class Settings(BaseModel):
     s3_port: int = 15000
     s3_region: str = "us-east-1"
     s3_bucket: str = "planstream"
-    s3_access_key_id: str = "planstream-local"
-    s3_secret_access_key: str = "planstream-local-secret"  # noqa: S105 - moto accepts any key
+    s3_access_key_id: str | None = Field(
+        default="planstream-local", description="unset it to use the AWS default credential chain"
+    )
+    s3_secret_access_key: str | None = "planstream-local-secret"  # noqa: S105 - moto takes any
     model_base_url: str = "http://127.0.0.1:18080/v1"
+    model_server_host: str = "127.0.0.1"
     model_server_port: int = 18080
     model_api_key: str = "sk-local-scripted"
     ingress_host: str = "127.0.0.1"
@@ -102,10 +106,12 @@ class Settings(BaseModel):
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
         """Settings from ``PLANSTREAM_*`` variables, then ``overrides``; a bad value names itself."""
         values: dict[str, Any] = {}
-        for name in cls.model_fields:
+        for name, field in cls.model_fields.items():
             raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is not None:
-                values[name] = raw
+            if raw is None:
+                continue
+            # An empty variable unsets an optional setting (e.g. the S3 endpoint on real AWS).
+            values[name] = None if raw == "" and NoneType in get_args(field.annotation) else raw
         values.update(overrides)
         try:
             return cls.model_validate(values)

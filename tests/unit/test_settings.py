@@ -26,3 +26,9 @@ def test_dsn_prefers_the_explicit_one() -> None:
     assert Settings.from_env({}).dsn.startswith("postgresql://planstream:")
     explicit = Settings.from_env({"PLANSTREAM_POSTGRES_DSN": "postgresql://db/x"})
     assert explicit.dsn == "postgresql://db/x"
+
+
+def test_an_empty_variable_unsets_an_optional_setting() -> None:
+    settings = Settings.from_env({"PLANSTREAM_S3_ENDPOINT": "", "PLANSTREAM_STACK_SERVICES": ""})
+    assert settings.s3_endpoint is None
+    assert settings.stack_services == ""
