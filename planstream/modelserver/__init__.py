@@ -1,0 +1,1 @@
+"""The scripted OpenAI-compatible model server that answers locally and in tests."""
