@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def serve(settings: Settings) -> None:
-    """Run the app on 127.0.0.1:model_server_port until SIGINT or SIGTERM."""
-    logger.info("model server on http://127.0.0.1:%d/v1", settings.model_server_port)
-    web.run_app(create_app(settings), host="127.0.0.1", port=settings.model_server_port, print=None)
+    """Run the app on model_server_host:model_server_port until SIGINT or SIGTERM."""
+    host, port = settings.model_server_host, settings.model_server_port
+    logger.info("model server on http://%s:%d/v1", host, port)
+    web.run_app(create_app(settings), host=host, port=port, print=None)

@@ -23,8 +23,8 @@ class ModelServer(Service):
         return self.settings.model_base_url
 
     def ports(self) -> tuple[tuple[str, int], ...]:
-        """The server's port on loopback."""
-        return (("127.0.0.1", self.settings.model_server_port),)
+        """The server's bind address (loopback by default)."""
+        return ((self.settings.model_server_host, self.settings.model_server_port),)
 
     def launch(self) -> Launch:
         """Our CLI in the Python running planstream; it inherits the PLANSTREAM_* variables."""

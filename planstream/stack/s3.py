@@ -4,6 +4,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.util import find_spec
 from typing import Any, Final
 
 import aioboto3
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 _PROBE_CONFIG: Final = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
 _PROBE_ERRORS: Final = (BotoCoreError, ClientError, OSError, TimeoutError)
+_SERVER_PACKAGES: Final = ("moto", "flask", "flask_cors")  # what moto[server] installs
 
 
 class S3(Service):
@@ -34,6 +36,15 @@ class S3(Service):
     def ports(self) -> tuple[tuple[str, int], ...]:
         """moto's port on loopback."""
         return (("127.0.0.1", self.settings.s3_port),)
+
+    def missing_prerequisite(self) -> str | None:
+        """moto with its server extra, importable by the Python running planstream."""
+        if all(find_spec(package) is not None for package in _SERVER_PACKAGES):
+            return None
+        return (
+            f"The local S3 needs moto's server in {sys.executable}: "
+            "pip install 'moto[server]' (make setup installs it with the 'local' extra)."
+        )
 
     def launch(self) -> Launch:
         """moto's S3-compatible server in the Python running planstream."""

@@ -42,7 +42,7 @@ class Service(ABC):
 
     @abstractmethod
     def ports(self) -> tuple[tuple[str, int], ...]:
-        """The loopback (host, port) pairs the local process listens on."""
+        """The (host, port) pairs the local process listens on, checked free before it starts."""
 
     def missing_prerequisite(self) -> str | None:
         """One sentence naming what this machine lacks to start the service, or None."""
