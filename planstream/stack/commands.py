@@ -101,6 +101,7 @@ def _failure(service: Service, what: str) -> Outcome:
 async def _start(service: Service) -> Outcome:
     """Prepare and start a service, wait for it, provision it; a failed start is stopped again."""
     began = time.monotonic()
+    service.files.folder.mkdir(parents=True, exist_ok=True)
     try:
         await service.prepare()
     except StackError as exc:

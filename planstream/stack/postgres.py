@@ -122,7 +122,6 @@ class Postgres(Service):
 
     async def prepare(self) -> None:
         """Create the data and socket folders (owned by the server account) and run initdb once."""
-        self.files.folder.mkdir(parents=True, exist_ok=True)
         for folder in (self._data, self._socket_dir):
             folder.mkdir(mode=0o700, exist_ok=True)
         if self._account is not None:

@@ -49,7 +49,7 @@ class Service(ABC):
         return None
 
     async def prepare(self) -> None:  # noqa: B027 - an optional hook, empty by default
-        """Set up what the process needs before it starts (jars, data folders); idempotent."""
+        """Set up what the process needs in its (existing) folder before it starts; idempotent."""
 
     @abstractmethod
     def launch(self) -> Launch:

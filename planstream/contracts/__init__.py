@@ -1,0 +1,21 @@
+"""The project's copies of the shared contracts, shipped as package data.
+
+``spaces-v1.schema.json`` is ``shared/contracts/spaces-v1.schema.json`` (draft 2020-12) rewritten
+for draft-07, which fastjsonschema understands: ``$schema`` names draft-07 and ``$defs`` becomes
+``definitions``. Nothing else changes; ``tests/contract/test_spaces_schema.py`` proves that both
+accept and refuse the same documents.
+"""
+
+import json
+from importlib.resources import files
+from typing import Any, Final
+
+__all__ = ["SPACES_SCHEMA", "load_schema"]
+
+SPACES_SCHEMA: Final = "spaces-v1.schema.json"
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """One contract schema from this package, parsed."""
+    schema: dict[str, Any] = json.loads(files(__name__).joinpath(name).read_text("utf-8"))
+    return schema
