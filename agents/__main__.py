@@ -2,16 +2,14 @@
 
 import asyncio
 import importlib
-import logging
 import os
 import sys
 
 import faust
 
+from agents.app import create_app
 from planstream.adapters.kafka import ensure_topics
 from planstream.settings import Settings
-
-from agents.app import create_app
 
 SERVICES = ("image_io",)
 

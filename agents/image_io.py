@@ -1,7 +1,9 @@
 """Image I/O agent: step requests in, ImageReady or StepFailed out."""
 
 import logging
+from functools import partial
 
+from agents.app import PlanstreamApp, TopicPublisher
 from planstream.adapters.db import create_pool
 from planstream.adapters.repository import Repository
 from planstream.adapters.storage import Storage
@@ -12,8 +14,6 @@ from planstream.image_io import SERVICE, ImageIO
 from planstream.retrying import RetryPolicy, call_with_retries
 from topics import STEP_REQUESTED
 
-from agents.app import PlanstreamApp, TopicPublisher
-
 __all__ = ["build"]
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 async def _open(app: PlanstreamApp) -> ImageIO:
     settings = app.settings
-    pool = await create_pool(settings.dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    pool = await create_pool(
+        settings.dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
     app.on_close(pool.close)
     storage = Storage(settings)
     await storage.start()
@@ -46,7 +48,7 @@ def build(app: PlanstreamApp) -> None:
             request: StepRequested = event.value
             try:
                 await call_with_retries(
-                    policy, lambda: service.handle(request), what="image check"
+                    policy, partial(service.handle, request), what="image check"
                 )
             except (PermanentError, RetryableError) as exc:
                 await app.dead_letters.send(event.message, exc)

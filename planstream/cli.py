@@ -1,4 +1,4 @@
-"""The ``planstream`` command: the one entry point that reads the environment and sets up logging."""
+"""The ``planstream`` command: the entry point that reads the environment and sets up logging."""
 
 import argparse
 import asyncio

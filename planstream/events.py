@@ -14,16 +14,16 @@ from planstream.ids import ArtifactId, EventId, IdempotencyKey, JobId, RunId
 
 __all__ = [
     "EVENT_MODELS",
-    "Event",
     "AnyEvent",
     "Attempt",
+    "ComparisonCompleted",
     "Decision",
     "DecisionMade",
+    "Event",
     "Failure",
     "ImageReady",
     "InfoExtracted",
     "InfoRequested",
-    "ComparisonCompleted",
     "Quality",
     "RunBlocked",
     "RunCompleted",

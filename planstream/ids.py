@@ -12,13 +12,13 @@ __all__ = [
     "ID_PREFIXES",
     "ArtifactId",
     "EventId",
-    "IdempotencyKey",
     "IdPrefix",
-    "is_id",
-    "is_idempotency_key",
+    "IdempotencyKey",
     "JobId",
     "RunId",
     "UploadId",
+    "is_id",
+    "is_idempotency_key",
     "new_id",
 ]
 

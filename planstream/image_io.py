@@ -193,9 +193,7 @@ class ImageIO:
             error=f"{upstream.failure.rule}: {upstream.failure.detail}",
             stack=stack,
         )
-        log.info(
-            "step failed upstream: %s", upstream.failure.rule, extra=_fields(request)
-        )
+        log.info("step failed upstream: %s", upstream.failure.rule, extra=_fields(request))
 
     async def _finish(
         self,

@@ -64,7 +64,9 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageFacts:
     except ImageUnreadable:
         raise
     except Image.DecompressionBombError:
-        raise ImageUnreadable(f"the image is over the {max_pixels}-pixel decompression cap") from None
+        raise ImageUnreadable(
+            f"the image is over the {max_pixels}-pixel decompression cap"
+        ) from None
     except UnidentifiedImageError:
         raise ImageUnreadable("the bytes are not a decodable image") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -113,7 +113,7 @@ async def create_run(request: web.Request) -> web.Response:
 
 
 def _idempotency_key(request: web.Request) -> str:
-    key = request.headers.get("Idempotency-Key")
+    key = request.headers.get("Idempotency-Key", "")
     problem = None
     if not key:
         problem = "the Idempotency-Key header is required"

@@ -28,7 +28,7 @@ class RetryPolicy:
 def backoff_delay(policy: RetryPolicy, failures: int, draw: float) -> float:
     """Seconds to wait after ``failures`` consecutive failures; ``draw`` in [0, 1) is the jitter."""
     ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** (failures - 1))
-    return ceiling * draw
+    return float(ceiling * draw)
 
 
 async def call_with_retries(

@@ -104,14 +104,15 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "Settings":
-        """Settings from ``PLANSTREAM_*`` variables, then ``overrides``; a bad value names itself."""
+        """Settings from ``PLANSTREAM_*`` variables, then ``overrides``; a bad one is named."""
         values: dict[str, Any] = {}
-        for name, field in cls.model_fields.items():
+        for name, info in cls.model_fields.items():
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw is None:
                 continue
             # An empty variable unsets an optional setting (e.g. the S3 endpoint on real AWS).
-            values[name] = None if raw == "" and NoneType in get_args(field.annotation) else raw
+            unset = raw == "" and NoneType in get_args(info.annotation)
+            values[name] = None if unset else raw
         values.update(overrides)
         try:
             return cls.model_validate(values)

@@ -49,7 +49,7 @@ class TopicSpec:
 
     def broker_config(self) -> dict[str, str]:
         """Topic-level broker configuration for creating the topic."""
-        config = {"cleanup.policy": self.cleanup_policy}
+        config: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
         if self.cleanup_policy == "delete":
             config["retention.ms"] = str(self.retention_ms)
         return config

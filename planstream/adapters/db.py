@@ -37,7 +37,7 @@ async def connect(dsn: str) -> asyncpg.Connection:
 def migrations() -> list[tuple[str, str]]:
     """The shipped migrations as (version, sql), in order."""
     folder = resources.files("planstream") / "sql"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 

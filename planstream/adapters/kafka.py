@@ -2,7 +2,7 @@
 
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +14,8 @@ from faust.serializers.codecs import Codec
 from faust.types import AppT, Message
 from pydantic import BaseModel
 
-from planstream.events import Event
 from planstream.errors import ConfigurationError, EventRejected, RetryableError
+from planstream.events import Event
 from planstream.settings import Settings
 from planstream.wire import decode_event, encode_event
 from topics import CATALOGUE, DEAD_LETTER, TopicSpec
@@ -69,7 +69,7 @@ async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOG
         await admin.close()
 
 
-class EventCodec(Codec):  # type: ignore[misc]
+class EventCodec(Codec):
     """Faust codec for one event model: size-checked JSON both ways.
 
     A decode failure becomes faust's ValueDecodeError, which acks the message and hands it to
@@ -106,12 +106,14 @@ def dead_letter_headers(
         "attempts": "1",
         "dead_lettered_at": now.isoformat(),
     }
-    original = [(k, v) for k, v in (message.headers or []) if not k.startswith("planstream-")]
+    given = message.headers or []
+    pairs_given = given.items() if isinstance(given, Mapping) else given
+    original = [(k, v) for k, v in pairs_given if not k.startswith("planstream-")]
     return [*original, *((f"planstream-{k}", v.encode()) for k, v in pairs.items())]
 
 
 class DeadLetters:
-    """Sends a refused message, byte for byte, to the dead-letter topic with the error in headers."""
+    """Sends a refused message, byte for byte, to the dead-letter topic, the error in headers."""
 
     def __init__(self, app: AppT, settings: Settings, service: str) -> None:
         self._app = app
@@ -134,7 +136,7 @@ class DeadLetters:
         )
 
 
-class DeadLetteringTopic(faust.Topic):  # type: ignore[misc]
+class DeadLetteringTopic(faust.Topic):
     """A topic whose undecodable messages go to the dead-letter topic; the agent carries on."""
 
     def __init__(self, *args: Any, dead_letters: DeadLetters, **kwargs: Any) -> None:

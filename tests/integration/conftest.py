@@ -98,7 +98,5 @@ def ingress(settings: Settings, logs: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def image_io_worker(settings: Settings, logs: Path) -> Iterator[None]:
     """The Image I/O Faust worker as a subprocess, ready once its consumer joined."""
-    with running(
-        [*planstream("worker", "image_io")], settings, logs / "image_io.log", "Ready"
-    ):
+    with running([*planstream("worker", "image_io")], settings, logs / "image_io.log", "Ready"):
         yield

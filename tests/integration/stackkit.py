@@ -1,4 +1,4 @@
-"""Test helpers against the real local stack: isolated settings, subprocess services, topic reads."""
+"""Helpers over the real local stack: isolated settings, subprocess services, topic reads."""
 
 import asyncio
 import os
@@ -79,7 +79,9 @@ def planstream(*args: str) -> list[str]:
     return [sys.executable, "-m", "planstream.cli", *args]
 
 
-async def read_topic(settings: Settings, spec: TopicSpec) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+async def read_topic(
+    settings: Settings, spec: TopicSpec
+) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
     """Every message now on the topic, from its first offset: (key, value, headers)."""
     name = spec.full_name(settings.topic_namespace)
     consumer = AIOKafkaConsumer(

@@ -25,8 +25,9 @@ async def _run_with_image(
 ) -> tuple[str, str]:
     """A run whose source artifact holds ``image`` (None: the object is never uploaded)."""
     upload_id, run_id, artifact_id = new_id("upl"), new_id("run"), new_id("art")
-    upload = Upload(upload_id, settings.s3_bucket, f"uploads/{upload_id}", "image/png",
-                    datetime.now(UTC))
+    upload = Upload(
+        upload_id, settings.s3_bucket, f"uploads/{upload_id}", "image/png", datetime.now(UTC)
+    )
     await repo.create_upload(upload)
     if image is not None:
         await s3.put_object(Bucket=settings.s3_bucket, Key=upload.storage_path, Body=image)
@@ -41,7 +42,9 @@ async def _send(settings: Settings, *events: StepRequested, raw: bytes | None = 
     try:
         topic = STEP_REQUESTED.full_name(settings.topic_namespace)
         for event in events:
-            await producer.send_and_wait(topic, encode_event(event, 50_000), key=event.run_id.encode())
+            await producer.send_and_wait(
+                topic, encode_event(event, 50_000), key=event.run_id.encode()
+            )
         if raw is not None:
             await producer.send_and_wait(topic, raw, key=b"poison")
     finally:
@@ -137,7 +140,9 @@ async def test_a_double_click_makes_one_job_and_one_image_ready(
     # A third copy after the job completed, then a marker on the same run (so the same
     # partition, handled in order): once the marker's job is done, the copy was handled.
     marker = make_step_requested(run_id=run_id, attempt=2, input_artifact_ids=[new_id("art")])
-    await _send(settings, make_step_requested(run_id=run_id, input_artifact_ids=[artifact_id]), marker)
+    await _send(
+        settings, make_step_requested(run_id=run_id, input_artifact_ids=[artifact_id]), marker
+    )
 
     async def marker_done():
         return await pool.fetchval(
@@ -180,6 +185,8 @@ async def test_poison_messages_are_dead_lettered_and_the_agent_carries_on(
     assert any("over the 50000-byte event limit" in e for e in errors)
     assert any(f"run {unknown_run.run_id} does not exist" in e for e in errors)
     for h in headers:
-        assert h["planstream-source-topic"].decode() == STEP_REQUESTED.full_name(settings.topic_namespace)
+        assert h["planstream-source-topic"].decode() == STEP_REQUESTED.full_name(
+            settings.topic_namespace
+        )
         assert int(h["planstream-source-offset"]) >= 0
         assert h["planstream-service"] == b"image_io"
