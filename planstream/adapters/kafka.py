@@ -109,7 +109,8 @@ def dead_letter_headers(
     given = message.headers or []
     pairs_given = given.items() if isinstance(given, Mapping) else given
     original = [(k, v) for k, v in pairs_given if not k.startswith("planstream-")]
-    return [*original, *((f"planstream-{k}", v.encode()) for k, v in pairs.items())]
+    ours = ((f"planstream-{k.replace('_', '-')}", v.encode()) for k, v in pairs.items())
+    return [*original, *ours]
 
 
 class DeadLetters:

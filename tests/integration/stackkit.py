@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -79,10 +80,16 @@ def planstream(*args: str) -> list[str]:
     return [sys.executable, "-m", "planstream.cli", *args]
 
 
-async def read_topic(
-    settings: Settings, spec: TopicSpec
-) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
-    """Every message now on the topic, from its first offset: (key, value, headers)."""
+class Record(NamedTuple):
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    partition: int
+    offset: int
+
+
+async def read_topic(settings: Settings, spec: TopicSpec) -> list[Record]:
+    """Every message now on the topic, from its first offset."""
     name = spec.full_name(settings.topic_namespace)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
@@ -94,10 +101,12 @@ async def read_topic(
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         messages = []
-        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(*partitions, timeout_ms=1000)
             for records in batch.values():
-                messages.extend((r.key, r.value, list(r.headers)) for r in records)
+                messages.extend(
+                    Record(r.key, r.value, list(r.headers), r.partition, r.offset) for r in records
+                )
         return messages
     finally:
         await consumer.stop()

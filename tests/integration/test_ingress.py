@@ -131,7 +131,7 @@ async def test_twenty_identical_requests_make_one_job_and_one_event(
     assert (status, again["job_id"], again["replayed"]) == (200, answers[0][1]["job_id"], True)
     jobs = await pool.fetchval("SELECT count(*) FROM pipeline_jobs WHERE run_id = $1", run_id)
     assert jobs == 1
-    published = [m for m in await read_topic(settings, STEP_REQUESTED) if m[0] == run_id.encode()]
+    published = [m for m in await read_topic(settings, STEP_REQUESTED) if m.key == run_id.encode()]
     assert len(published) == 1
 
 
