@@ -16,7 +16,12 @@ pytestmark = pytest.mark.usefixtures("ingress", "image_io_worker")
 
 def _cli(settings: Settings, *args: str) -> str:
     done = subprocess.run(
-        planstream(*args), env=environment(settings), capture_output=True, text=True, timeout=60
+        planstream(*args),
+        check=False,
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -32,7 +37,7 @@ def test_runs_create_then_show_reports_the_measured_image(settings: Settings, tm
     while True:
         view = json.loads(_cli(settings, "runs", "show", run_id))
         jobs = [j for j in view["jobs"] if j["service"] == "image_io"]
-        if jobs and jobs[0]["status"] == "completed" or time.monotonic() > deadline:
+        if (jobs and jobs[0]["status"] == "completed") or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert jobs[0]["status"] == "completed" and jobs[0]["processing_time_ms"] >= 0
