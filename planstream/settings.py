@@ -1,9 +1,10 @@
 """Settings: one frozen object, built from a mapping (the entry point passes ``os.environ``)."""
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from types import NoneType
-from typing import Any, Final, get_args
+from typing import Any, Final, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -12,6 +13,13 @@ from planstream.errors import ConfigurationError
 __all__ = ["ENV_PREFIX", "Settings"]
 
 ENV_PREFIX: Final = "PLANSTREAM_"
+
+
+def _json_value(variable: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"setting {variable} is not valid JSON: {exc}") from None
 
 
 class Settings(BaseModel):
@@ -56,6 +64,28 @@ class Settings(BaseModel):
     model_server_host: str = "127.0.0.1"
     model_server_port: int = 18080
     model_api_key: str = "sk-local-scripted"
+    model_vision: str = "planstream-scripted-vision"
+    model_text: str = "planstream-scripted-vision"
+    model_image: str = "planstream-scripted-image"
+    model_timeout_s: float = Field(default=60.0, gt=0, description="per call; below lease_s")
+    model_max_output_tokens: int = Field(default=8_000, ge=256)
+    model_max_response_bytes: int = Field(default=400_000, ge=1_024)
+    model_concurrency: int = Field(default=64, ge=1, description="model calls in flight per worker")
+    model_retry_after_cap_s: float = Field(default=30.0, ge=0)
+    # USD per million tokens (input, output); a model not listed costs 0 and is logged once.
+    model_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "planstream-scripted-vision": (2.50, 10.00),
+            "planstream-scripted-image": (5.00, 40.00),
+            "gpt-4o": (2.50, 10.00),
+            "gpt-4o-mini": (0.15, 0.60),
+            "gpt-4.1": (2.00, 8.00),
+            "gpt-image-1": (5.00, 40.00),
+        }
+    )
+    # The scripted model server: where `planstream samples generate` writes its plans.
+    model_samples_dir: Path = Path(".planstream/samples")
+    model_hang_s: float = Field(default=600.0, ge=0, description="how long a 'hang' lasts")
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 18000
 
@@ -110,9 +140,12 @@ class Settings(BaseModel):
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw is None:
                 continue
-            # An empty variable unsets an optional setting (e.g. the S3 endpoint on real AWS).
-            unset = raw == "" and NoneType in get_args(info.annotation)
-            values[name] = None if unset else raw
+            if raw == "" and NoneType in get_args(info.annotation):
+                values[name] = None  # an empty variable unsets an optional setting
+            elif get_origin(info.annotation) in (dict, list, tuple):
+                values[name] = _json_value(ENV_PREFIX + name.upper(), raw)
+            else:
+                values[name] = raw
         values.update(overrides)
         try:
             return cls.model_validate(values)

@@ -1,6 +1,7 @@
 """Helpers over the real local stack: isolated settings, subprocess services, topic reads."""
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -43,8 +44,9 @@ def isolated_settings(base: Settings) -> Settings:
 def environment(settings: Settings) -> dict[str, str]:
     """The process environment that reproduces ``settings`` in a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    for name, value in settings.model_dump(exclude_none=True).items():
-        env[ENV_PREFIX + name.upper()] = str(value)
+    for name, value in settings.model_dump(mode="json", exclude_none=True).items():
+        structured = isinstance(value, dict | list)
+        env[ENV_PREFIX + name.upper()] = json.dumps(value) if structured else str(value)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

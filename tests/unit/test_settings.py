@@ -32,3 +32,10 @@ def test_an_empty_variable_unsets_an_optional_setting() -> None:
     settings = Settings.from_env({"PLANSTREAM_S3_ENDPOINT": "", "PLANSTREAM_STACK_SERVICES": ""})
     assert settings.s3_endpoint is None
     assert settings.stack_services == ""
+
+
+def test_structured_settings_are_json() -> None:
+    settings = Settings.from_env({"PLANSTREAM_MODEL_PRICES": '{"m": [1, 2.5]}'})
+    assert settings.model_prices == {"m": (1.0, 2.5)}
+    with pytest.raises(ConfigurationError, match="PLANSTREAM_MODEL_PRICES is not valid JSON"):
+        Settings.from_env({"PLANSTREAM_MODEL_PRICES": "{m: 1}"})
