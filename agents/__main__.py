@@ -11,7 +11,14 @@ from agents.app import create_app
 from planstream.adapters.kafka import ensure_topics
 from planstream.settings import Settings
 
-SERVICES = ("image_io",)
+SERVICES = (
+    "image_io",
+    "info_worker",
+    "comparison_worker",
+    "supervisor",
+    "render_worker",
+    "decisions_sink",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -1,14 +1,20 @@
-"""The Faust app factory and the resources every service shares."""
+"""The Faust app factory, the runtime every service shares, and how an event is processed."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from faust.types import EventT
 
 from planstream.adapters.kafka import DeadLetteringTopic, DeadLetters, EventCodec
+from planstream.errors import PermanentError, RetryableError
 from planstream.events import Event
+from planstream.retrying import RetryPolicy, call_with_retries
+from planstream.runtime import Runtime, open_runtime
 from planstream.settings import Settings
+from planstream.workpool import WorkPool
 from topics import TopicSpec
 
 __all__ = ["PlanstreamApp", "TopicPublisher", "create_app"]
@@ -18,7 +24,7 @@ log = logging.getLogger(__name__)
 Closer = Callable[[], Awaitable[None]]
 
 
-class PlanstreamApp(faust.App):  # type: ignore[misc]
+class PlanstreamApp(faust.App):
     """A Faust app that knows its service, its dead letters, and what to close on stop."""
 
     def __init__(self, settings: Settings, service: str, **options: Any) -> None:
@@ -26,13 +32,28 @@ class PlanstreamApp(faust.App):  # type: ignore[misc]
         self.settings = settings
         self.service_name = service
         self.dead_letters = DeadLetters(self, settings, service)
+        self.pool = WorkPool(settings.model_concurrency, service)
+        self._retries = RetryPolicy(attempts=settings.max_attempts)
         self._closers: list[Closer] = []
+        self._runtime: Runtime | None = None
+        self._runtime_lock = asyncio.Lock()
+
+    async def runtime(self) -> Runtime:
+        """The process's pools and clients, opened on first use and closed on stop."""
+        async with self._runtime_lock:
+            if self._runtime is None:
+                self._runtime, close = await open_runtime(
+                    self.settings, self.service_name, TopicPublisher(self)
+                )
+                self.on_close(close)
+            return self._runtime
 
     def on_close(self, closer: Closer) -> None:
-        """Run ``closer`` when the app stops (pools and clients opened by an agent)."""
+        """Run ``closer`` when the app stops (a pool or client an agent opened)."""
         self._closers.append(closer)
 
     async def on_stop(self) -> None:
+        await self.pool.drain(timeout_s=self.settings.model_timeout_s)
         await super().on_stop()
         for closer in reversed(self._closers):
             try:
@@ -51,6 +72,34 @@ class PlanstreamApp(faust.App):  # type: ignore[misc]
             partitions=self.settings.topic_partitions,
             dead_letters=self.dead_letters,
         )
+
+    async def process(self, event: EventT, handle: Callable[[], Awaitable[object]]) -> None:
+        """Run ``handle`` with transient failures retried; a refusal goes to the dead letters."""
+        try:
+            await call_with_retries(self._retries, handle, what=self.service_name)
+        except (PermanentError, RetryableError, LookupError) as exc:
+            await self.dead_letters.send(event.message, exc)
+
+    async def submit(self, event: EventT, handle: Callable[[], Awaitable[object]]) -> None:
+        """Process the event in the background pool, one at a time per run and step."""
+        value = event.value
+        key = (value.run_id, getattr(value, "step_id", None))
+        await self.pool.submit(key, lambda: self.process(event, handle))
+
+
+class TopicPublisher:
+    """Publishes events through the app's producer and waits for the broker's acknowledgement."""
+
+    def __init__(self, app: PlanstreamApp) -> None:
+        self._app = app
+        self._topics: dict[str, faust.Topic] = {}
+
+    async def publish(self, spec: TopicSpec, event: Event) -> None:
+        topic = self._topics.get(spec.name)
+        if topic is None:
+            topic = self._topics[spec.name] = self._app.event_topic(spec)
+        delivery = await topic.send(key=event.run_id, value=event)
+        await delivery
 
 
 def create_app(settings: Settings, service: str) -> PlanstreamApp:
@@ -77,18 +126,3 @@ def create_app(settings: Settings, service: str) -> PlanstreamApp:
         web_enabled=False,
         autodiscover=False,
     )
-
-
-class TopicPublisher:
-    """Publishes events through the app's producer and waits for the broker's acknowledgement."""
-
-    def __init__(self, app: PlanstreamApp) -> None:
-        self._app = app
-        self._topics: dict[str, faust.Topic] = {}
-
-    async def publish(self, spec: TopicSpec, event: Event) -> None:
-        topic = self._topics.get(spec.name)
-        if topic is None:
-            topic = self._topics[spec.name] = self._app.event_topic(spec)
-        delivery = await topic.send(key=event.run_id, value=event)
-        await delivery

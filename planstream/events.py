@@ -25,14 +25,17 @@ __all__ = [
     "InfoExtracted",
     "InfoRequested",
     "Quality",
+    "RenderRequested",
     "RunBlocked",
     "RunCompleted",
     "RunReviewed",
     "ServiceName",
     "Severity",
+    "StepEvent",
     "StepFailed",
     "StepId",
     "StepRequested",
+    "Versions",
     "step_key",
 ]
 
@@ -53,6 +56,9 @@ ServiceName = Literal[
     "operator",
 ]
 RuleName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{2,47}$")]
+BlockReason = RuleName | Literal["retry_budget_exhausted", "too_many_failures"]
+MAX_LISTED_FAILURES = 24
+"""Failures an event lists in full; more are counted (``failure_count``) to stay under 50 KB."""
 
 
 def _clean_text(value: str) -> str:
@@ -85,19 +91,35 @@ class Failure(_Frozen):
     suggested_fix: SafeText | None = None
 
 
+VersionText = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9._:/@+-]{1,80}$"), AfterValidator(_clean_text)
+]
+
+
+class Versions(_Frozen):
+    """What produced a result: the Spaces schema, the prompt, the model and the rule catalogue."""
+
+    spaces_schema: VersionText
+    prompt: VersionText
+    model: VersionText
+    rules: VersionText
+
+
 class Event(_Frozen):
     event_id: EventId
     run_id: RunId
     occurred_at: AwareDatetime
 
 
-class _StepEvent(Event):
+class StepEvent(Event):
+    """An event about one attempt of one step of a run."""
+
     step_id: StepId
     attempt: Attempt
     idempotency_key: IdempotencyKey
 
 
-class StepRequested(_StepEvent):
+class StepRequested(StepEvent):
     """A producer (client, Supervisor or operator) asks for one attempt of one step of a run."""
 
     kind: Literal["step.requested"] = "step.requested"
@@ -105,7 +127,7 @@ class StepRequested(_StepEvent):
     requested_by: Literal["client", "supervisor", "operator"]
 
 
-class ImageReady(_StepEvent):
+class ImageReady(StepEvent):
     """Image I/O checked the step's images: they exist, decode, and fit the quality tier."""
 
     kind: Literal["image.ready"] = "image.ready"
@@ -114,7 +136,7 @@ class ImageReady(_StepEvent):
     quality: Quality
 
 
-class StepFailed(_StepEvent):
+class StepFailed(StepEvent):
     """A service could not do its part of a step (an upstream failure for the Supervisor)."""
 
     kind: Literal["step.failed"] = "step.failed"
@@ -124,7 +146,7 @@ class StepFailed(_StepEvent):
     retryable: bool = False
 
 
-class InfoRequested(_StepEvent):
+class InfoRequested(StepEvent):
     """The Supervisor asks the Info Worker to analyse the step's image again (a semantic retry)."""
 
     kind: Literal["info.requested"] = "info.requested"
@@ -132,8 +154,8 @@ class InfoRequested(_StepEvent):
     quality: Quality
 
 
-class InfoExtracted(_StepEvent):
-    """The Info Worker stored a Spaces document (or the model's unusable answer) for the step."""
+class InfoExtracted(StepEvent):
+    """The Info Worker stored a Spaces document, or says why the model's answer is unusable."""
 
     kind: Literal["info.extracted"] = "info.extracted"
     job_id: JobId
@@ -141,27 +163,42 @@ class InfoExtracted(_StepEvent):
     spaces_artifact_id: ArtifactId | None
     raw_artifact_id: ArtifactId | None
     space_count: int = Field(ge=0, le=10_000)
+    failure: Failure | None = None
+    model_calls: int = Field(ge=1, le=20, description="extraction calls this step has used")
+    versions: Versions
 
 
-class ComparisonCompleted(_StepEvent):
+class ComparisonCompleted(StepEvent):
     """Schema, rules and the request comparison ran on the step's Spaces document."""
 
     kind: Literal["comparison.completed"] = "comparison.completed"
     job_id: JobId
+    image_artifact_id: ArtifactId
     spaces_artifact_id: ArtifactId | None
+    schema_valid: bool
     passed: bool
-    failures: list[Failure] = Field(default_factory=list, max_length=64)
+    failures: list[Failure] = Field(default_factory=list, max_length=MAX_LISTED_FAILURES)
+    failure_count: int = Field(ge=0, le=10_000)
+    model_calls: int = Field(ge=1, le=20)
+    versions: Versions
 
 
-class DecisionMade(_StepEvent):
-    """The Supervisor decided the step: proceed, retry or block, with its audit score."""
+class DecisionMade(StepEvent):
+    """The Supervisor decided the step: proceed, retry or block, with its audit."""
 
     kind: Literal["decision.made"] = "decision.made"
     decision: Decision
-    block_reason: RuleName | Literal["retry_budget_exhausted", "too_many_failures"] | None
-    failures: list[Failure] = Field(default_factory=list, max_length=64)
+    block_reason: BlockReason | None
+    failures: list[Failure] = Field(default_factory=list, max_length=MAX_LISTED_FAILURES)
+    failure_count: int = Field(ge=0, le=10_000)
+    schema_valid: bool | None
     consistency_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    contradictions: list[SafeText] = Field(default_factory=list, max_length=10)
+    audit_note: SafeText | None = Field(default=None, description="why no audit ran, if none")
     retry_budget_remaining: int = Field(ge=0, le=10)
+    image_artifact_id: ArtifactId | None = None
+    spaces_artifact_id: ArtifactId | None = None
+    versions: Versions | None
 
 
 class RunCompleted(Event):
@@ -177,7 +214,15 @@ class RunBlocked(Event):
     kind: Literal["run.blocked"] = "run.blocked"
     step_id: StepId
     attempt: Attempt
-    block_reason: RuleName | Literal["retry_budget_exhausted", "too_many_failures"]
+    block_reason: BlockReason
+
+
+class RenderRequested(StepEvent):
+    """The Supervisor asks the render worker for the step's image, made from the previous one."""
+
+    kind: Literal["render.requested"] = "render.requested"
+    source_artifact_id: ArtifactId
+    quality: Quality
 
 
 class RunReviewed(Event):
@@ -199,7 +244,8 @@ AnyEvent: TypeAlias = Annotated[
     | DecisionMade
     | RunCompleted
     | RunBlocked
-    | RunReviewed,
+    | RunReviewed
+    | RenderRequested,
     Field(discriminator="kind"),
 ]
 
@@ -214,4 +260,5 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     RunCompleted,
     RunBlocked,
     RunReviewed,
+    RenderRequested,
 )

@@ -5,12 +5,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from planstream.adapters.db import create_pool
 from planstream.adapters.kafka import EventPublisher
 from planstream.adapters.repository import Repository
+from planstream.adapters.run_view import run_view
 from planstream.adapters.storage import Storage
 from planstream.api import CreateRun, CreateUpload, RunCreated, StepAccepted, UploadCreated
 from planstream.errors import RetryableError
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 _SETTINGS = web.AppKey("settings", Settings)
+_POOL = web.AppKey("pool", asyncpg.Pool)
 _REPO = web.AppKey("repo", Repository)
 _STORAGE = web.AppKey("storage", Storage)
 _PUBLISHER = web.AppKey("publisher", EventPublisher)
@@ -193,7 +196,7 @@ async def show_run(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
     if not is_id(run_id) or not run_id.startswith("run_"):
         return _error(422, "run_id is not a run id", "run_id")
-    view = await request.app[_REPO].run_view(run_id)
+    view = await run_view(request.app[_POOL], run_id)
     if view is None:
         return _error(404, f"run {run_id} does not exist")
     return web.json_response(view, dumps=lambda v: json.dumps(v, default=str))
@@ -222,7 +225,8 @@ async def _resources(app: web.Application) -> Any:
     storage, publisher = Storage(settings), EventPublisher(settings)
     await storage.start()
     await publisher.start()
-    app[_REPO], app[_STORAGE], app[_PUBLISHER] = Repository(pool), storage, publisher
+    app[_POOL], app[_REPO] = pool, Repository(pool)
+    app[_STORAGE], app[_PUBLISHER] = storage, publisher
     yield
     await publisher.stop()
     await storage.stop()

@@ -5,7 +5,14 @@ from typing import Final
 
 from planstream.events import Quality
 
-__all__ = ["BANDS", "Band", "check_dimensions", "quality_for_step"]
+__all__ = [
+    "BANDS",
+    "RENDER_LONG_EDGE",
+    "Band",
+    "check_dimensions",
+    "quality_for_step",
+    "render_size",
+]
 
 LAST_FIXED_QUALITY_STEP: Final = 3
 
@@ -31,6 +38,19 @@ BANDS: Final[dict[Quality, Band]] = {
 def quality_for_step(step_id: int, quality_post_step4: Quality) -> Quality:
     """Steps 0-3 always run at 2K; steps 4 and later at the run's chosen tier."""
     return "2K" if step_id <= LAST_FIXED_QUALITY_STEP else quality_post_step4
+
+
+RENDER_LONG_EDGE: Final[dict[Quality, int]] = {"1K": 1280, "2K": 2048, "4K": 4096}
+"""The long edge a render is asked for, in the middle of its tier's band."""
+
+
+def render_size(source_width: int, source_height: int, quality: Quality) -> tuple[int, int]:
+    """A render's size: the tier's long edge, the source's aspect, even pixel counts."""
+    long_edge = RENDER_LONG_EDGE[quality]
+    scale = long_edge / max(source_width, source_height)
+    width = max(2, round(source_width * scale / 2) * 2)
+    height = max(2, round(source_height * scale / 2) * 2)
+    return width, height
 
 
 def check_dimensions(width: int, height: int, quality: Quality) -> str | None:

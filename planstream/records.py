@@ -1,6 +1,6 @@
 """Rows of planstream's PostgreSQL tables as frozen values (no I/O here)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -57,9 +57,10 @@ class Lease:
 class Artifact:
     artifact_id: str
     run_id: str | None
+    step_id: int | None
     kind: ArtifactKind
     storage_bucket: str
     storage_path: str
-    signed_url_cached: str | None
-    signed_url_expires_at: datetime | None
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    signed_url_cached: str | None = None
+    signed_url_expires_at: datetime | None = None

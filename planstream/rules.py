@@ -29,6 +29,7 @@ __all__ = [
     "MISSING_CRITICAL_SPACE",
     "NOT_A_FLOOR_PLAN",
     "REQUEST_MISMATCH",
+    "RULES_VERSION",
     "SCHEMA_INVALID",
     "TOO_FEW_SPACES",
     "Mismatch",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 MAX_DETAIL_CHARS: Final = 500
+RULES_VERSION: Final = "rules-v1"
 MismatchSeverity = Literal["low", "medium", "high"]
 
 

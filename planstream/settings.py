@@ -6,9 +6,10 @@ from pathlib import Path
 from types import NoneType
 from typing import Any, Final, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from planstream.errors import ConfigurationError
+from planstream.steps import DEFAULT_STEPS, LAST_STEP, StepSpec
 
 __all__ = ["ENV_PREFIX", "Settings"]
 
@@ -83,6 +84,7 @@ class Settings(BaseModel):
             "gpt-image-1": (5.00, 40.00),
         }
     )
+    step_catalogue: tuple[StepSpec, ...] = DEFAULT_STEPS
     # The scripted model server: where `planstream samples generate` writes its plans.
     model_samples_dir: Path = Path(".planstream/samples")
     model_hang_s: float = Field(default=600.0, ge=0, description="how long a 'hang' lasts")
@@ -117,10 +119,23 @@ class Settings(BaseModel):
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
 
+    # The decisions sink.
+    sink_batch_size: int = Field(default=500, ge=1)
+    sink_batch_s: float = Field(default=0.2, gt=0, description="longest wait to fill a batch")
+
     # Faust.
     broker_commit_interval_s: float = Field(default=0.5, gt=0)
     producer_linger_ms: int = Field(default=1, ge=0)
     web_port_base: int = Field(default=16066, ge=1_024, le=65_000)
+
+    @field_validator("step_catalogue")
+    @classmethod
+    def _seven_steps(cls, steps: tuple[StepSpec, ...]) -> tuple[StepSpec, ...]:
+        kinds = {step.step_id: step.kind for step in steps}
+        expected = {i: "analysis" if i == 0 else "render" for i in range(LAST_STEP + 1)}
+        if len(steps) != len(expected) or kinds != expected:
+            raise ValueError("the step catalogue lists steps 0-6 once each: 0 analysis, 1-6 render")
+        return tuple(sorted(steps, key=lambda step: step.step_id))
 
     @property
     def dsn(self) -> str:

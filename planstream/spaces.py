@@ -17,6 +17,7 @@ __all__ = [
     "FLOOR_PLAN_TYPES",
     "HABITABLE_TYPES",
     "KITCHEN_FIXTURES",
+    "SPACES_VERSION",
     "BBox",
     "CriticalGroup",
     "Furnishing",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 
+SPACES_VERSION: Final = "spaces-1.0"
 FLOOR_PLAN_TYPES: Final = frozenset({"single_floor_plan", "multi_floor_plan_sheet"})
 HABITABLE_TYPES: Final = frozenset(
     {

@@ -20,6 +20,7 @@ __all__ = [
     "IMAGE_READY",
     "INFO_EXTRACTED",
     "INFO_REQUESTED",
+    "RENDER_REQUESTED",
     "RUN_BLOCKED",
     "RUN_COMPLETED",
     "RUN_REVIEWED",
@@ -84,6 +85,11 @@ RUN_COMPLETED = TopicSpec(
 RUN_BLOCKED = TopicSpec(
     "planstream.run.blocked.v1", events.RunBlocked, "a run waits for a human decision"
 )
+RENDER_REQUESTED = TopicSpec(
+    "planstream.render.requested.v1",
+    events.RenderRequested,
+    "the Supervisor asks for the next step's render",
+)
 RUN_REVIEWED = TopicSpec(
     "planstream.run.reviewed.v1", events.RunReviewed, "a human decided on a blocked run"
 )
@@ -105,6 +111,7 @@ CATALOGUE: Final[tuple[TopicSpec, ...]] = (
     RUN_COMPLETED,
     RUN_BLOCKED,
     RUN_REVIEWED,
+    RENDER_REQUESTED,
     DEAD_LETTER,
 )
 

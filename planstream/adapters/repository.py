@@ -12,7 +12,7 @@ __all__ = ["Repository"]
 
 _JOB_COLUMNS = "job_id, run_id, step_id, attempt, service, status, idempotency_key, published_at"
 _ARTIFACT_COLUMNS = (
-    "artifact_id, run_id, kind, storage_bucket, storage_path, signed_url_cached,"
+    "artifact_id, run_id, step_id, kind, storage_bucket, storage_path, signed_url_cached,"
     " signed_url_expires_at, metadata_json"
 )
 
@@ -244,6 +244,28 @@ class Repository:
         )
         return {row["artifact_id"]: _artifact(row) for row in rows}
 
+    async def artifact(self, artifact_id: str) -> Artifact | None:
+        return (await self.artifacts([artifact_id])).get(artifact_id)
+
+    async def store_artifact(self, artifact: Artifact) -> str:
+        """Record an artifact; one stored object has one artifact id, whoever records it again."""
+        return cast(
+            str,
+            await self._pool.fetchval(
+                "INSERT INTO pipeline_artifacts (artifact_id, run_id, step_id, kind,"
+                " storage_bucket, storage_path, metadata_json) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (storage_bucket, storage_path) DO UPDATE SET updated_at = now()"
+                " RETURNING artifact_id",
+                artifact.artifact_id,
+                artifact.run_id,
+                artifact.step_id,
+                artifact.kind,
+                artifact.storage_bucket,
+                artifact.storage_path,
+                artifact.metadata,
+            ),
+        )
+
     async def merge_artifact_metadata(self, artifact_id: str, metadata: dict[str, Any]) -> None:
         await self._pool.execute(
             "UPDATE pipeline_artifacts SET metadata_json = metadata_json || $2,"
@@ -260,42 +282,3 @@ class Repository:
             url,
             expires_at,
         )
-
-    async def run_view(self, run_id: str) -> dict[str, Any] | None:
-        """The run with its jobs, artifacts and decisions, as JSON-ready values."""
-        async with self._pool.acquire() as conn:
-            run = await conn.fetchrow(
-                "SELECT run_id, upload_id, ratio, ratio_locked, quality_post_step4, request_text,"
-                " payload_size_estimate, status, current_step, block_reason, last_error,"
-                " created_at, updated_at FROM pipeline_runs WHERE run_id = $1",
-                run_id,
-            )
-            if run is None:
-                return None
-            jobs = await conn.fetch(
-                "SELECT job_id, step_id, attempt, service, status, attempts, max_attempts,"
-                " payload_ref, result_ref, locked_by, lease_expires_at, lease_epoch,"
-                " last_error, processing_time_ms, created_at, completed_at"
-                " FROM pipeline_jobs WHERE run_id = $1 ORDER BY step_id, attempt, created_at",
-                run_id,
-            )
-            # The cached signed URL is a bearer credential: only its expiry is shown.
-            artifacts = await conn.fetch(
-                "SELECT artifact_id, step_id, kind, storage_bucket, storage_path,"
-                " signed_url_expires_at, metadata_json AS metadata, created_at"
-                " FROM pipeline_artifacts WHERE run_id = $1 ORDER BY created_at",
-                run_id,
-            )
-            decisions = await conn.fetch(
-                "SELECT decision_id, step_id, attempt, decision, schema_validations,"
-                " rule_checks, llm_audit, retry_budget_remaining, block_reason, versions,"
-                " created_at FROM pipeline_decisions WHERE run_id = $1"
-                " ORDER BY step_id, attempt",
-                run_id,
-            )
-        return {
-            **dict(run),
-            "jobs": [dict(r) for r in jobs],
-            "artifacts": [dict(r) for r in artifacts],
-            "decisions": [dict(r) for r in decisions],
-        }

@@ -10,7 +10,7 @@ import json
 from importlib.resources import files
 from typing import Any, Final
 
-__all__ = ["SPACES_SCHEMA", "load_schema"]
+__all__ = ["SPACES_SCHEMA", "load_schema", "spaces_schema_for_model"]
 
 SPACES_SCHEMA: Final = "spaces-v1.schema.json"
 
@@ -18,4 +18,14 @@ SPACES_SCHEMA: Final = "spaces-v1.schema.json"
 def load_schema(name: str) -> dict[str, Any]:
     """One contract schema from this package, parsed."""
     schema: dict[str, Any] = json.loads(files(__name__).joinpath(name).read_text("utf-8"))
+    return schema
+
+
+def spaces_schema_for_model() -> dict[str, Any]:
+    """spaces-v1 as the model is asked for it: the 2020-12 original (``$defs``), strict-ready."""
+    text = files(__name__).joinpath(SPACES_SCHEMA).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text.replace('"#/definitions/', '"#/$defs/'))
+    schema["$defs"] = schema.pop("definitions")
+    schema.pop("$schema", None)
+    schema.pop("$id", None)
     return schema

@@ -2,7 +2,7 @@
 
 import pytest
 
-from planstream.policy import check_dimensions, quality_for_step
+from planstream.policy import check_dimensions, quality_for_step, render_size
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,18 @@ def test_long_edge_bands(width: int, height: int, quality: str, fits: bool) -> N
     assert (problem is None) is fits
     if not fits:
         assert f"outside the {quality} band" in problem  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("source", "quality", "size"),
+    [
+        ((2400, 1800), "2K", (2048, 1536)),
+        ((1800, 2400), "4K", (3072, 4096)),
+        ((2048, 1536), "1K", (1280, 960)),
+        ((3001, 1999), "2K", (2048, 1364)),
+    ],
+)
+def test_render_size_keeps_the_aspect_inside_the_band(source, quality, size) -> None:
+    width, height = render_size(*source, quality)
+    assert (width, height) == size
+    assert check_dimensions(width, height, quality) is None

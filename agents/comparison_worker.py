@@ -1,0 +1,20 @@
+"""Comparison Worker agent: Spaces documents in, rule and request failures out."""
+
+from functools import partial
+
+from agents.app import PlanstreamApp
+from planstream.comparison_worker import SERVICE, ComparisonWorker
+from planstream.rules import Policy
+from topics import INFO_EXTRACTED
+
+__all__ = ["build"]
+
+
+def build(app: PlanstreamApp) -> None:
+    @app.agent(app.event_topic(INFO_EXTRACTED), name=SERVICE, concurrency=1)
+    async def comparison(stream):  # type: ignore[no-untyped-def]
+        service = ComparisonWorker(
+            await app.runtime(), Policy(max_attempts=app.settings.max_attempts)
+        )
+        async for event in stream.events():
+            await app.submit(event, partial(service.handle, event.value))

@@ -1,0 +1,26 @@
+"""Supervisor agent: comparisons and upstream failures in; decisions and the run's next step out."""
+
+from functools import partial
+
+from agents.app import PlanstreamApp
+from planstream.rules import Policy
+from planstream.supervisor import SERVICE, Supervisor
+from topics import COMPARISON_COMPLETED, STEP_FAILED
+
+__all__ = ["build"]
+
+
+def build(app: PlanstreamApp) -> None:
+    policy = Policy(max_attempts=app.settings.max_attempts)
+
+    @app.agent(app.event_topic(COMPARISON_COMPLETED), name=f"{SERVICE}-comparisons", concurrency=1)
+    async def comparisons(stream):  # type: ignore[no-untyped-def]
+        service = Supervisor(await app.runtime(), policy)
+        async for event in stream.events():
+            await app.submit(event, partial(service.on_comparison, event.value))
+
+    @app.agent(app.event_topic(STEP_FAILED), name=f"{SERVICE}-failures", concurrency=1)
+    async def failures(stream):  # type: ignore[no-untyped-def]
+        service = Supervisor(await app.runtime(), policy)
+        async for event in stream.events():
+            await app.submit(event, partial(service.on_step_failed, event.value))

@@ -1,0 +1,194 @@
+"""The model, through ``openai.AsyncOpenAI``: structured chat answers and image edits.
+
+The client's own retries are off; ``planstream.retrying`` decides, so that every call counts
+toward the step's budget. OpenAI's exceptions are translated here, at the boundary.
+"""
+
+import base64
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from planstream.errors import PermanentError, RetryableError
+from planstream.settings import Settings
+
+__all__ = ["ChatAnswer", "ImageAnswer", "ModelClient", "ModelRefused", "ModelUnavailable"]
+
+
+class ModelUnavailable(RetryableError):
+    """The model timed out, throttled us or failed on its side; ``retry_after_s`` if it said."""
+
+    def __init__(
+        self,
+        message: str,
+        outcome: Literal["timeout", "unreachable", "throttled", "failed"],
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.retry_after_s = retry_after_s
+
+
+class ModelRefused(PermanentError):
+    """The model (or its server) refused the request; repeating it cannot help."""
+
+
+@dataclass(frozen=True)
+class ChatAnswer:
+    """One chat completion: the content, why it ended, what it cost, and its raw body."""
+
+    content: str | None
+    refusal: str | None
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    latency_ms: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class ImageAnswer:
+    png: bytes
+    input_tokens: int
+    output_tokens: int
+    latency_ms: int
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        moment = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _translate(exc: openai.OpenAIError) -> Exception:
+    """OpenAI's exception as ours; never echoes a request (it may hold a signed URL)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelUnavailable("the model did not answer within the timeout", "timeout")
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelUnavailable("the model server is unreachable", "unreachable")
+    if isinstance(exc, openai.RateLimitError):
+        after = _retry_after(exc.response.headers)
+        return ModelUnavailable("the model throttled the call (429)", "throttled", after)
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500 or exc.status_code in (408, 409):
+            after = _retry_after(exc.response.headers)
+            return ModelUnavailable(f"the model failed with {exc.status_code}", "failed", after)
+        return ModelRefused(f"the model refused the call with {exc.status_code}: {exc.message}")
+    return ModelUnavailable(f"the model call failed: {type(exc).__name__}", "failed")
+
+
+class ModelClient:
+    """One AsyncOpenAI client per process, opened by ``start`` and closed by ``stop``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: openai.AsyncOpenAI | None = None
+
+    async def start(self) -> None:
+        s = self._settings
+        self._client = openai.AsyncOpenAI(
+            base_url=s.model_base_url,
+            api_key=s.model_api_key,
+            max_retries=0,
+            timeout=s.model_timeout_s,
+            # A redirect from the model's address is never followed (no SSRF through it).
+            http_client=openai.DefaultAsyncHttpxClient(follow_redirects=False),
+        )
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def _api(self) -> openai.AsyncOpenAI:
+        assert self._client is not None, "ModelClient.start() was not awaited"
+        return self._client
+
+    async def chat(
+        self,
+        *,
+        model: str,
+        messages: list[ChatCompletionMessageParam],
+        schema_name: str,
+        schema: dict[str, Any],
+    ) -> ChatAnswer:
+        """A structured answer against ``schema`` (strict); size-capped, never retried here."""
+        started = time.monotonic()
+        try:
+            response = await self._api.chat.completions.with_raw_response.create(
+                model=model,
+                messages=messages,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": schema_name, "strict": True, "schema": schema},
+                },
+                max_completion_tokens=self._settings.model_max_output_tokens,
+            )
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from None
+        raw = response.content
+        latency_ms = int((time.monotonic() - started) * 1000)
+        if len(raw) > self._settings.model_max_response_bytes:
+            return ChatAnswer(None, None, "oversize", 0, 0, latency_ms, raw[:2_000])
+        completion = response.parse()
+        choice = completion.choices[0]
+        usage = completion.usage
+        return ChatAnswer(
+            content=choice.message.content,
+            refusal=choice.message.refusal,
+            finish_reason=choice.finish_reason,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=latency_ms,
+            raw=raw,
+        )
+
+    async def edit_image(
+        self, *, model: str, image_png: bytes, prompt: str, width: int, height: int
+    ) -> ImageAnswer:
+        """The model's edit of ``image_png`` at exactly ``width`` x ``height`` (as it claims)."""
+        started = time.monotonic()
+        try:
+            response = await self._api.images.edit(
+                model=model,
+                image=("source.png", image_png, "image/png"),
+                prompt=prompt,
+                size=f"{width}x{height}",
+                n=1,
+            )
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from None
+        data = response.data[0].b64_json if response.data else None
+        if not data:
+            raise ModelRefused("the image answer holds no base64 image")
+        usage = response.usage
+        return ImageAnswer(
+            png=base64.b64decode(data, validate=True),
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+
+
+def price(settings: Settings, model: str, input_tokens: int, output_tokens: int) -> float:
+    """USD for one call by the configured price table (0 for a model it does not list)."""
+    per_input, per_output = settings.model_prices.get(model, (0.0, 0.0))
+    return (input_tokens * per_input + output_tokens * per_output) / 1_000_000
+
+
+def dumps(value: object) -> str:
+    """Compact JSON for a prompt's data part."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

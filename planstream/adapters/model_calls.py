@@ -1,0 +1,75 @@
+"""The record of every model call: what it cost, how long it took, how it ended (asyncpg)."""
+
+from dataclasses import dataclass
+from typing import Literal, cast
+
+import asyncpg
+
+__all__ = ["ModelCall", "ModelCallLog", "Purpose"]
+
+Purpose = Literal["extract", "compare", "audit", "render"]
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    call_id: str
+    run_id: str
+    step_id: int
+    attempt: int
+    job_id: str | None
+    service: str
+    purpose: Purpose
+    model: str
+    prompt_version: str
+    outcome: str  # answered | timeout | throttled | failed | refused
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_ms: int
+    finish_reason: str | None
+    error: str | None
+
+
+class ModelCallLog:
+    """Writes ``pipeline_model_calls`` and counts a step's calls against its budget."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, call: ModelCall) -> None:
+        await self._pool.execute(
+            "INSERT INTO pipeline_model_calls (call_id, run_id, step_id, attempt, job_id,"
+            " service, purpose, model, prompt_version, outcome, input_tokens, output_tokens,"
+            " cost_usd, latency_ms, finish_reason, error)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            " ON CONFLICT DO NOTHING",
+            call.call_id,
+            call.run_id,
+            call.step_id,
+            call.attempt,
+            call.job_id,
+            call.service,
+            call.purpose,
+            call.model,
+            call.prompt_version,
+            call.outcome,
+            call.input_tokens,
+            call.output_tokens,
+            call.cost_usd,
+            call.latency_ms,
+            call.finish_reason,
+            call.error,
+        )
+
+    async def count(self, run_id: str, step_id: int, purpose: Purpose) -> int:
+        """How many calls of ``purpose`` the step has made, over all its attempts."""
+        return cast(
+            int,
+            await self._pool.fetchval(
+                "SELECT count(*) FROM pipeline_model_calls"
+                " WHERE run_id = $1 AND step_id = $2 AND purpose = $3",
+                run_id,
+                step_id,
+                purpose,
+            ),
+        )

@@ -1,0 +1,39 @@
+"""Reporting a failed part of a step to the Supervisor, and closing the job that failed."""
+
+from planstream.events import Failure, ServiceName, StepEvent, StepFailed
+from planstream.ids import new_id
+from planstream.jobs import StepWork
+from planstream.runtime import Runtime
+from topics import STEP_FAILED
+
+__all__ = ["report_failure"]
+
+
+async def report_failure(
+    rt: Runtime,
+    event: StepEvent,
+    work: StepWork,
+    service: ServiceName,
+    failure: Failure,
+    stack: str | None = None,
+) -> None:
+    """Publish ``StepFailed`` for the step attempt, then mark the job failed with the reason."""
+    failed = StepFailed(
+        event_id=new_id("evt"),
+        run_id=event.run_id,
+        occurred_at=rt.clock(),
+        step_id=event.step_id,
+        attempt=event.attempt,
+        idempotency_key=event.idempotency_key,
+        service=service,
+        job_id=work.lease.job_id,
+        failure=failure,
+    )
+    await rt.publisher.publish(STEP_FAILED, failed)
+    await rt.jobs.finish(
+        work,
+        "failed",
+        {"event_id": failed.event_id, "rule": failure.rule},
+        error=f"{failure.rule}: {failure.detail}",
+        stack=stack,
+    )
