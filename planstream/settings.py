@@ -171,6 +171,14 @@ class Settings(BaseModel):
                 f"setting {ENV_PREFIX}{field.upper()} is invalid: {first['msg']}"
             ) from exc
 
+    def to_env(self) -> dict[str, str]:
+        """The ``PLANSTREAM_*`` variables that rebuild these settings in another process."""
+        env = {}
+        for name, value in self.model_dump(mode="json", exclude_none=True).items():
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[ENV_PREFIX + name.upper()] = text
+        return env
+
     def with_overrides(self, **overrides: Any) -> "Settings":
         """A copy with some settings changed (validated like the original)."""
         return type(self).model_validate({**self.model_dump(), **overrides})

@@ -12,8 +12,9 @@ from planstream.adapters.db import create_pool, migrate
 from planstream.adapters.kafka import ensure_topics
 from planstream.adapters.repository import Repository
 from planstream.adapters.storage import Storage
+from planstream.services import WORKERS, ingress, running, worker
 from planstream.settings import Settings
-from tests.integration.stackkit import ROOT, isolated_settings, planstream, running
+from tests.integration.stackkit import ROOT, isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -89,14 +90,8 @@ def logs() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ingress(settings: Settings, logs: Path) -> Iterator[str]:
-    """The HTTP ingress as a subprocess; yields its base URL."""
-    with running(planstream("serve"), settings, logs / "ingress.log", "Running on"):
+def ingress_url(settings: Settings, logs: Path) -> Iterator[str]:
+    """The ingress and every Faust worker as subprocesses; yields the ingress's base URL."""
+    chosen = [ingress(), *(worker(name) for name in WORKERS)]
+    with running(settings, chosen, logs):
         yield f"http://127.0.0.1:{settings.ingress_port}"
-
-
-@pytest.fixture(scope="session")
-def image_io_worker(settings: Settings, logs: Path) -> Iterator[None]:
-    """The Image I/O Faust worker as a subprocess, ready once its consumer joined."""
-    with running([*planstream("worker", "image_io")], settings, logs / "image_io.log", "Ready"):
-        yield

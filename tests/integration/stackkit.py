@@ -1,21 +1,16 @@
 """Helpers over the real local stack: isolated settings, subprocess services, topic reads."""
 
 import asyncio
-import json
-import os
 import socket
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from planstream.settings import ENV_PREFIX, Settings
+from planstream.settings import Settings
 from topics import TopicSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,43 +34,6 @@ def isolated_settings(base: Settings) -> Settings:
         ingress_port=free_port(),
         broker_commit_interval_s=0.2,
     )
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """The process environment that reproduces ``settings`` in a subprocess."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    for name, value in settings.model_dump(mode="json", exclude_none=True).items():
-        structured = isinstance(value, dict | list)
-        env[ENV_PREFIX + name.upper()] = json.dumps(value) if structured else str(value)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-@contextmanager
-def running(
-    args: list[str], settings: Settings, log_path: Path, ready: str, timeout_s: float = 90
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``args`` until the block ends; wait for ``ready`` to appear in its log."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            args, cwd=ROOT, env=environment(settings), stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while ready not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"{args} did not become ready:\n{tail}")
-            time.sleep(0.2)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def planstream(*args: str) -> list[str]:

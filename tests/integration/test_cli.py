@@ -1,6 +1,7 @@
 """`planstream runs create` and `runs show` against the real ingress and Image I/O worker."""
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -9,16 +10,16 @@ import pytest
 
 from planstream.settings import Settings
 from tests.integration.images import floor_plan_png
-from tests.integration.stackkit import environment, planstream
+from tests.integration.stackkit import planstream
 
-pytestmark = pytest.mark.usefixtures("ingress", "image_io_worker")
+pytestmark = pytest.mark.usefixtures("ingress_url")
 
 
 def _cli(settings: Settings, *args: str) -> str:
     done = subprocess.run(
         planstream(*args),
         check=False,
-        env=environment(settings),
+        env={**os.environ, **settings.to_env()},
         capture_output=True,
         text=True,
         timeout=60,

@@ -17,7 +17,7 @@ from tests.integration.images import floor_plan_jpeg, floor_plan_png
 from tests.integration.stackkit import read_topic, wait_for
 from topics import DEAD_LETTER, IMAGE_READY, STEP_FAILED, STEP_REQUESTED
 
-pytestmark = pytest.mark.usefixtures("image_io_worker")
+pytestmark = pytest.mark.usefixtures("ingress_url")
 
 
 async def _run_with_image(
@@ -147,13 +147,15 @@ async def test_a_double_click_makes_one_job_and_one_image_ready(
     async def marker_done():
         return await pool.fetchval(
             "SELECT status FROM pipeline_jobs WHERE run_id = $1 AND attempt = 2"
-            " AND status = 'failed'",
+            " AND service = 'image_io' AND status = 'failed'",
             run_id,
         )
 
     await wait_for(marker_done)
     jobs = await pool.fetchval(
-        "SELECT count(*) FROM pipeline_jobs WHERE run_id = $1 AND attempt = 1", run_id
+        "SELECT count(*) FROM pipeline_jobs WHERE run_id = $1 AND attempt = 1"
+        " AND service = 'image_io'",
+        run_id,
     )
     assert jobs == 1
     ready = await _events_for(settings, IMAGE_READY, ImageReady, run_id)

@@ -23,33 +23,35 @@ async def _post(http: aiohttp.ClientSession, url: str, **kwargs: object) -> tupl
         return response.status, await response.json(content_type=None)
 
 
-async def _new_run(http: aiohttp.ClientSession, ingress: str, **run: object) -> str:
-    status, slot = await _post(http, f"{ingress}/v1/uploads", json={"content_type": "image/png"})
+async def _new_run(http: aiohttp.ClientSession, ingress_url: str, **run: object) -> str:
+    status, slot = await _post(
+        http, f"{ingress_url}/v1/uploads", json={"content_type": "image/png"}
+    )
     assert status == 201, slot
     async with http.put(slot["upload_url"], data=floor_plan_png(), headers=slot["headers"]) as r:
         assert r.status == 200
     status, created = await _post(
-        http, f"{ingress}/v1/runs", json={"upload_id": slot["upload_id"], **run}
+        http, f"{ingress_url}/v1/runs", json={"upload_id": slot["upload_id"], **run}
     )
     assert status == 201, created
     return created["run_id"]
 
 
-async def test_a_body_over_10_kb_is_refused_with_413(http, ingress: str) -> None:
+async def test_a_body_over_10_kb_is_refused_with_413(http, ingress_url: str) -> None:
     body = json.dumps({"content_type": "image/png", "pad": "x" * 10_300})
     status, answer = await _post(
-        http, f"{ingress}/v1/uploads", data=body, headers={"Content-Type": "application/json"}
+        http, f"{ingress_url}/v1/uploads", data=body, headers={"Content-Type": "application/json"}
     )
     assert status == 413
     assert "10240-byte limit" in answer["error"]
 
 
-async def test_a_chunked_body_over_10_kb_is_refused_with_413(http, ingress: str) -> None:
+async def test_a_chunked_body_over_10_kb_is_refused_with_413(http, ingress_url: str) -> None:
     async def chunks():
         for _ in range(12):
             yield b"x" * 1024
 
-    status, _ = await _post(http, f"{ingress}/v1/runs", data=chunks())
+    status, _ = await _post(http, f"{ingress_url}/v1/runs", data=chunks())
     assert status == 413
 
 
@@ -60,8 +62,10 @@ async def test_a_chunked_body_over_10_kb_is_refused_with_413(http, ingress: str)
         ({"content_type": "application/pdf"}, "content_type"),
     ],
 )
-async def test_bad_upload_bodies_are_refused_naming_the_field(http, ingress, body, field) -> None:
-    status, answer = await _post(http, f"{ingress}/v1/uploads", json=body)
+async def test_bad_upload_bodies_are_refused_naming_the_field(
+    http, ingress_url, body, field
+) -> None:
+    status, answer = await _post(http, f"{ingress_url}/v1/uploads", json=body)
     assert status == 422
     assert answer["field"] == field
 
@@ -81,45 +85,45 @@ async def test_bad_upload_bodies_are_refused_naming_the_field(http, ingress, bod
     ],
 )
 async def test_bad_run_bodies_are_refused_naming_the_field(
-    http, ingress, body, field, phrase
+    http, ingress_url, body, field, phrase
 ) -> None:
-    status, answer = await _post(http, f"{ingress}/v1/runs", json=body)
+    status, answer = await _post(http, f"{ingress_url}/v1/runs", json=body)
     assert status == 422, answer
     assert answer["field"] == field
     assert phrase in answer["error"]
 
 
-async def test_request_text_over_2000_characters_is_refused(http, ingress: str) -> None:
+async def test_request_text_over_2000_characters_is_refused(http, ingress_url: str) -> None:
     with pytest.raises(AssertionError, match="2000 limit"):
-        await _new_run(http, ingress, request_text="three bedrooms please. " * 90)
+        await _new_run(http, ingress_url, request_text="three bedrooms please. " * 90)
 
 
 @pytest.mark.parametrize(
     ("key", "phrase"),
     [(None, "is required"), ("http://x/y", "must match"), ("a" * 70 + "Z9", "base64-like")],
 )
-async def test_step_requests_need_a_plain_idempotency_key(http, ingress, key, phrase) -> None:
-    run_id = await _new_run(http, ingress)
+async def test_step_requests_need_a_plain_idempotency_key(http, ingress_url, key, phrase) -> None:
+    run_id = await _new_run(http, ingress_url)
     headers = {} if key is None else {"Idempotency-Key": key}
-    status, answer = await _post(http, f"{ingress}/v1/runs/{run_id}/steps/0", headers=headers)
+    status, answer = await _post(http, f"{ingress_url}/v1/runs/{run_id}/steps/0", headers=headers)
     assert status == 422
     assert answer["field"] == "Idempotency-Key"
     assert phrase in answer["error"]
 
 
-async def test_only_step_0_is_requested_by_clients(http, ingress: str) -> None:
-    run_id = await _new_run(http, ingress)
+async def test_only_step_0_is_requested_by_clients(http, ingress_url: str) -> None:
+    run_id = await _new_run(http, ingress_url)
     status, answer = await _post(
-        http, f"{ingress}/v1/runs/{run_id}/steps/3", headers={"Idempotency-Key": "k-1"}
+        http, f"{ingress_url}/v1/runs/{run_id}/steps/3", headers={"Idempotency-Key": "k-1"}
     )
     assert (status, answer["field"]) == (422, "step_id")
 
 
 async def test_twenty_identical_requests_make_one_job_and_one_event(
-    http, ingress: str, settings: Settings, pool
+    http, ingress_url: str, settings: Settings, pool
 ) -> None:
-    run_id = await _new_run(http, ingress, request_text="Two bedrooms and a bathroom.")
-    url = f"{ingress}/v1/runs/{run_id}/steps/0"
+    run_id = await _new_run(http, ingress_url, request_text="Two bedrooms and a bathroom.")
+    url = f"{ingress_url}/v1/runs/{run_id}/steps/0"
     answers = await asyncio.gather(
         *(_post(http, url, headers={"Idempotency-Key": "double-click"}) for _ in range(20))
     )
@@ -129,12 +133,14 @@ async def test_twenty_identical_requests_make_one_job_and_one_event(
     # Another key for the same step still finds the same job: a step attempt runs once.
     status, again = await _post(url=url, http=http, headers={"Idempotency-Key": "second-tab"})
     assert (status, again["job_id"], again["replayed"]) == (200, answers[0][1]["job_id"], True)
-    jobs = await pool.fetchval("SELECT count(*) FROM pipeline_jobs WHERE run_id = $1", run_id)
+    jobs = await pool.fetchval(
+        "SELECT count(*) FROM pipeline_jobs WHERE run_id = $1 AND service = 'image_io'", run_id
+    )
     assert jobs == 1
     published = [m for m in await read_topic(settings, STEP_REQUESTED) if m.key == run_id.encode()]
     assert len(published) == 1
 
 
-async def test_an_unknown_run_is_404(http, ingress: str) -> None:
-    async with http.get(f"{ingress}/v1/runs/run_{'0' * 32}") as response:
+async def test_an_unknown_run_is_404(http, ingress_url: str) -> None:
+    async with http.get(f"{ingress_url}/v1/runs/run_{'0' * 32}") as response:
         assert response.status == 404

@@ -39,3 +39,8 @@ def test_structured_settings_are_json() -> None:
     assert settings.model_prices == {"m": (1.0, 2.5)}
     with pytest.raises(ConfigurationError, match="PLANSTREAM_MODEL_PRICES is not valid JSON"):
         Settings.from_env({"PLANSTREAM_MODEL_PRICES": "{m: 1}"})
+
+
+def test_to_env_round_trips() -> None:
+    settings = Settings.from_env({}).with_overrides(topic_partitions=8, model_prices={"m": (1, 2)})
+    assert Settings.from_env(settings.to_env()) == settings
