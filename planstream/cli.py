@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -77,6 +78,16 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
     return decide_command.main(args.case)
 
 
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream import demo
+
+    seed = args.seed if args.seed is not None else int(time.time())
+    tuned = settings.with_overrides(
+        model_timeout_s=min(settings.model_timeout_s, args.model_timeout)
+    )
+    return demo.run_demo(tuned, count=args.count, seed=seed, timeout_s=args.timeout)
+
+
 def _model_server(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.modelserver import server
 
@@ -136,6 +147,19 @@ def _parser() -> argparse.ArgumentParser:
     decide = sub.add_parser("decide", help="decide one case offline (shared/contracts/RULES.md)")
     decide.add_argument("case", type=Path)
     decide.set_defaults(handler=_decide)
+
+    demo = sub.add_parser("demo", help="sample plans through the whole pipeline, checked")
+    demo.add_argument(
+        "--count", type=int, default=None, help="samples (default: every scenario + 5)"
+    )
+    demo.add_argument("--seed", type=int, default=None, help="sample seed (default: the clock)")
+    demo.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds before runs count as stuck"
+    )
+    demo.add_argument(
+        "--model-timeout", type=float, default=10.0, help="per model call, so a hang ends quickly"
+    )
+    demo.set_defaults(handler=_demo)
 
     model_server = sub.add_parser("model-server", help="run the scripted OpenAI-compatible server")
     model_server.set_defaults(handler=_model_server)
