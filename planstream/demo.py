@@ -100,10 +100,7 @@ async def _follow(
     while True:
         view = await client.show_run(run_id)
         if view["status"] in _TERMINAL or time.monotonic() > deadline:
-            # A block is final once its decision row is in: read once more to include it.
-            return _outcome(
-                sample, run_id, await client.show_run(run_id), time.monotonic() - started
-            )
+            return _outcome(sample, run_id, view, time.monotonic() - started)
         await asyncio.sleep(_POLL_S)
 
 
