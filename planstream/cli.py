@@ -88,6 +88,21 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return demo.run_demo(tuned, count=args.count, seed=seed, timeout_s=args.timeout)
 
 
+def _samples(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.samples import generator, scenarios
+
+    picked = scenarios.parse_scenarios(args.scenarios) if args.scenarios else None
+    manifest = generator.generate(
+        args.dir,
+        seed=args.seed,
+        count=args.count,
+        scenarios=picked,
+        max_attempts=settings.max_attempts,
+    )
+    print(f"wrote {len(manifest.samples)} samples and manifest.json to {args.dir}")
+    return 0
+
+
 def _model_server(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.modelserver import server
 
@@ -160,6 +175,16 @@ def _parser() -> argparse.ArgumentParser:
         "--model-timeout", type=float, default=10.0, help="per model call, so a hang ends quickly"
     )
     demo.set_defaults(handler=_demo)
+
+    samples = sub.add_parser("samples", help="synthetic floor plans for the scripted model server")
+    samples.add_argument("action", choices=["generate"])
+    samples.add_argument("dir", type=Path)
+    samples.add_argument(
+        "--count", type=int, default=None, help="samples (default: every scenario + 5)"
+    )
+    samples.add_argument("--seed", type=int, default=1)
+    samples.add_argument("--scenarios", default=None, help="comma-separated (default: all)")
+    samples.set_defaults(handler=_samples)
 
     model_server = sub.add_parser("model-server", help="run the scripted OpenAI-compatible server")
     model_server.set_defaults(handler=_model_server)
