@@ -1,4 +1,4 @@
-"""Furniture placement: symbols in rows along a room's two long walls, the label band between."""
+"""Furniture placement: each symbol against a wall with room for it, clear of label and doors."""
 
 from dataclasses import dataclass
 from typing import Final, Literal

@@ -80,6 +80,7 @@ _OPEN_KITCHEN: Final = RoomKind(
     ("kitchen_counter", "stove_cooktop", "refrigerator", "sofa", "dining_table", "coffee_table"),
 )
 _NUMBERS: Final = ("no", "one", "two", "three", "four", "five")
+"""Counts as a user writes them; the comparison reads digits and one..five."""
 PROGRAM_NAMES: Final = ("studio", "1-bedroom", "2-bedroom", "3-bedroom", "office")
 
 
@@ -94,8 +95,10 @@ def _bedrooms(count: int) -> tuple[RoomKind, ...]:
     return (master, *others)
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{_NUMBERS[count]} {noun}{'' if count == 1 else 's'}"
+def _plural(count: int, noun: str, *, digits: bool = False) -> str:
+    """``two bedrooms``, or ``2 bedrooms`` with ``digits``."""
+    number = str(count) if digits else _NUMBERS[count]
+    return f"{number} {noun}{'' if count == 1 else 's'}"
 
 
 def _studio(rng: random.Random) -> Program:
@@ -129,8 +132,8 @@ def _apartment(rng: random.Random, bedrooms: int) -> Program:
         (
             f"{beds.capitalize()}, {bath_words}, {kitchen_words}.",
             f"I am looking for {beds} and {bath_words} with {kitchen_words}.",
-            f"{bedrooms} bedroom{'' if bedrooms == 1 else 's'}, {len(baths)} bath"
-            f"room{'' if len(baths) == 1 else 's'} and {kitchen_words}, please.",
+            f"{_plural(bedrooms, 'bedroom', digits=True)}, "
+            f"{_plural(len(baths), 'bathroom', digits=True)} and {kitchen_words}, please.",
         )
     )
     return Program(f"{bedrooms}-bedroom", "residential", rooms, text)
