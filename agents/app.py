@@ -79,6 +79,9 @@ class PlanstreamApp(faust.App):
             await call_with_retries(self._retries, handle, what=self.service_name)
         except (PermanentError, RetryableError, LookupError) as exc:
             await self.dead_letters.send(event.message, exc)
+        except Exception as exc:  # a bug: keep the event for a redrive after the fix
+            log.exception("%s failed on an event; it is dead-lettered", self.service_name)
+            await self.dead_letters.send(event.message, exc)
 
     async def submit(self, event: EventT, handle: Callable[[], Awaitable[object]]) -> None:
         """Process the event in the background pool, one at a time per run and step."""

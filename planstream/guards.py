@@ -18,9 +18,8 @@ MAX_EVENT_BYTES: Final = 50_000
 MAX_REQUEST_BYTES: Final = 10_240
 """Default ceiling for one HTTP request body (settings.max_request_bytes overrides it)."""
 
-_URL = re.compile(
-    r"(?i)(?:\b(?:data|https?|file|ftp|gopher|s3|javascript|dict|ldap|jar):|://|(?:^|\s)//\w)"
-)
+# Any "scheme://" or protocol-relative "//host"; and the schemes that work without "//".
+_URL = re.compile(r"(?i)(?:://|(?:^|\s)//\w|\b(?:data|https?|file|javascript|jar):)")
 # Leading bytes of common binaries once base64-encoded: PNG, JPEG, GIF, WebP/RIFF, PDF, gzip, zip.
 _BINARY_MAGIC = re.compile(r"iVBORw0KGgo|/9j/|R0lGOD|UklGR|JVBERi0|H4sI|UEsDB")
 # Base64 and base64url alphabets; a long run that mixes upper case, lower case and digits is

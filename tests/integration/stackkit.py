@@ -33,6 +33,9 @@ def isolated_settings(base: Settings) -> Settings:
         postgres_dsn=dsn,
         ingress_port=free_port(),
         broker_commit_interval_s=0.2,
+        # A hung model call is abandoned after 3 s, well inside the 60 s lease.
+        model_timeout_s=3.0,
+        lease_s=60,
     )
 
 

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from planstream.guards import find_smuggling, smuggling_in
+from planstream.events import step_key
 from planstream.ids import new_id
 
 _RNG = random.Random(7)
@@ -96,3 +97,9 @@ def test_smuggling_in_names_the_path() -> None:
     found = smuggling_in({"a": [{"b": "ok"}, {"c": "data:text/plain,hi"}]})
     assert found == ("a[1].c", "holds a URL or data URI")
     assert smuggling_in({"a": ["ok", 1, None]}) is None
+
+
+@pytest.mark.parametrize("step", range(7))
+@pytest.mark.parametrize("attempt", range(1, 11))
+def test_every_step_key_is_clean(step: int, attempt: int) -> None:
+    assert find_smuggling(step_key(new_id("run"), step, attempt)) is None
