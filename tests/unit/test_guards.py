@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from planstream.guards import find_smuggling, smuggling_in
 from planstream.events import step_key
+from planstream.guards import find_smuggling, smuggling_in
 from planstream.ids import new_id
 
 _RNG = random.Random(7)
