@@ -10,6 +10,7 @@ __all__ = [
     "RENDER_LONG_EDGE",
     "Band",
     "check_dimensions",
+    "model_size",
     "quality_for_step",
     "render_size",
 ]
@@ -50,6 +51,17 @@ def render_size(source_width: int, source_height: int, quality: Quality) -> tupl
     scale = long_edge / max(source_width, source_height)
     width = max(2, round(source_width * scale / 2) * 2)
     height = max(2, round(source_height * scale / 2) * 2)
+    return width, height
+
+
+def model_size(target: tuple[int, int], offered: tuple[str, ...]) -> tuple[int, int]:
+    """The size to ask the image model for: ``target`` itself, or the offered size closest in
+    aspect (then the largest), when the model only makes a fixed set (gpt-image-1's three)."""
+    if not offered:
+        return target
+    aspect = target[0] / target[1]
+    sizes = [tuple(int(n) for n in size.split("x")) for size in offered]
+    width, height = min(sizes, key=lambda s: (abs(s[0] / s[1] - aspect), -s[0] * s[1]))
     return width, height
 
 

@@ -18,7 +18,7 @@ from planstream.events import Failure, RenderRequested, StepRequested
 from planstream.ids import new_id
 from planstream.imaging import ImageUnreadable, inspect_image
 from planstream.model_budget import BudgetedCaller, CallSpec, Usage
-from planstream.policy import render_size
+from planstream.policy import model_size, render_size
 from planstream.records import Artifact
 from planstream.rules import IMAGE_DIMENSIONS_INVALID, IMAGE_UNREADABLE
 from planstream.runtime import Runtime
@@ -40,6 +40,16 @@ def _as_png(data: bytes) -> bytes:
             return data
         buffer = io.BytesIO()
         image.convert("RGB").save(buffer, "PNG")
+        return buffer.getvalue()
+
+
+def _resized(png: bytes, size: tuple[int, int]) -> bytes:
+    """The render scaled to the tier's size (when the model only makes fixed sizes)."""
+    with Image.open(io.BytesIO(png)) as image:
+        if image.size == size:
+            return png
+        buffer = io.BytesIO()
+        image.resize(size, Image.Resampling.LANCZOS).save(buffer, "PNG")
         return buffer.getvalue()
 
 
@@ -68,13 +78,14 @@ class RenderWorker:
         width = int(source.metadata.get("width_px", 0))
         height = int(source.metadata.get("height_px", 0))
         size = render_size(width, height, request.quality)
+        asked = model_size(size, rt.settings.model_image_sizes)
         png = await asyncio.to_thread(_as_png, data)
         spec = step_spec(rt.settings.step_catalogue, request.step_id)
         model = rt.settings.model_image
         answered = await self._caller.call(
             CallSpec(request, work.lease.job_id, "render", model, spec.prompt_version),
             lambda: rt.model.edit_image(
-                model=model, image_png=png, prompt=spec.prompt, width=size[0], height=size[1]
+                model=model, image_png=png, prompt=spec.prompt, width=asked[0], height=asked[1]
             ),
             _usage,
         )
@@ -82,11 +93,12 @@ class RenderWorker:
             assert answered.failure is not None
             await report_failure(self._rt, request, work, SERVICE, answered.failure)
             return
-        problem = await self._check(answered.answer.png, size)
+        problem = await self._check(answered.answer.png, asked)
         if problem is not None:
             await report_failure(self._rt, request, work, SERVICE, problem)
             return
-        artifact_id = await self._store(request, answered.answer.png)
+        render = await asyncio.to_thread(_resized, answered.answer.png, size)
+        artifact_id = await self._store(request, render)
         follow = StepRequested(
             event_id=new_id("evt"),
             run_id=request.run_id,

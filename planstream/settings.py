@@ -1,6 +1,7 @@
 """Settings: one frozen object, built from a mapping (the entry point passes ``os.environ``)."""
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import NoneType
@@ -71,6 +72,10 @@ class Settings(BaseModel):
     model_timeout_s: float = Field(default=60.0, gt=0, description="per call; below lease_s")
     model_max_output_tokens: int = Field(default=8_000, ge=256)
     model_max_response_bytes: int = Field(default=400_000, ge=1_024)
+    model_image_sizes: tuple[str, ...] = Field(
+        default=(),
+        description="the sizes the image model makes (empty: any); renders are then resized",
+    )
     model_concurrency: int = Field(default=64, ge=1, description="model calls in flight per worker")
     model_retry_after_cap_s: float = Field(default=30.0, ge=0)
     # USD per million tokens (input, output); a model not listed costs 0 and is logged once.
@@ -87,6 +92,7 @@ class Settings(BaseModel):
     step_catalogue: tuple[StepSpec, ...] = DEFAULT_STEPS
     # The scripted model server: where `planstream samples generate` writes its plans.
     model_samples_dir: Path = Path(".planstream/samples")
+    model_delay_s: float = Field(default=0.0, ge=0, description="added to every scripted answer")
     model_hang_s: float = Field(default=600.0, ge=0, description="how long a 'hang' lasts")
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 18000
@@ -127,6 +133,14 @@ class Settings(BaseModel):
     broker_commit_interval_s: float = Field(default=0.5, gt=0)
     producer_linger_ms: int = Field(default=1, ge=0)
     web_port_base: int = Field(default=16066, ge=1_024, le=65_000)
+
+    @field_validator("model_image_sizes")
+    @classmethod
+    def _sizes(cls, sizes: tuple[str, ...]) -> tuple[str, ...]:
+        for size in sizes:
+            if not re.fullmatch(r"[1-9][0-9]{1,4}x[1-9][0-9]{1,4}", size):
+                raise ValueError(f"{size!r} is not WIDTHxHEIGHT")
+        return sizes
 
     @field_validator("step_catalogue")
     @classmethod

@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> web.Application:
         fetcher=ImageFetcher(settings.max_image_bytes),
         hang_s=settings.model_hang_s,
         # A setting still to be added to Settings; 0 (no added latency) until then.
-        delay_s=float(getattr(settings, "model_delay_s", 0.0)),
+        delay_s=settings.model_delay_s,
         max_image_pixels=settings.max_image_pixels,
     )
     app.cleanup_ctx.append(_lifecycle)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from planstream.policy import check_dimensions, quality_for_step, render_size
+from planstream.policy import check_dimensions, model_size, quality_for_step, render_size
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,20 @@ def test_render_size_keeps_the_aspect_inside_the_band(source, quality, size) -> 
     width, height = render_size(*source, quality)
     assert (width, height) == size
     assert check_dimensions(width, height, quality) is None
+
+
+GPT_IMAGE_SIZES = ("1024x1024", "1536x1024", "1024x1536")
+
+
+@pytest.mark.parametrize(
+    ("target", "offered", "asked"),
+    [
+        ((2048, 1536), (), (2048, 1536)),
+        ((2048, 1536), GPT_IMAGE_SIZES, (1536, 1024)),
+        ((1536, 2048), GPT_IMAGE_SIZES, (1024, 1536)),
+        ((2048, 2048), GPT_IMAGE_SIZES, (1024, 1024)),
+        ((4096, 1024), ("512x512", "1024x512", "2048x1024"), (2048, 1024)),
+    ],
+)
+def test_model_size_picks_the_closest_aspect(target, offered, asked) -> None:
+    assert model_size(target, offered) == asked
