@@ -31,7 +31,14 @@ from planstream.rules import (
     request_failures,
 )
 from planstream.runtime import Runtime
-from planstream.spaces import ImageSize, JsonRejected, SchemaViolation, load_spaces, parse_json
+from planstream.spaces import (
+    SPACES_VERSION,
+    ImageSize,
+    JsonRejected,
+    SchemaViolation,
+    load_spaces,
+    parse_json,
+)
 from topics import COMPARISON_COMPLETED
 
 __all__ = ["SERVICE", "ComparisonWorker", "image_size"]
@@ -90,7 +97,7 @@ class ComparisonWorker:
             failure_count=len(failures),
             model_calls=extracted.model_calls,
             versions=Versions(
-                spaces_schema=extracted.versions.spaces_schema,
+                spaces_schema=SPACES_VERSION,
                 prompt=COMPARISON.version,
                 model=rt.settings.model_text,
                 rules=RULES_VERSION,

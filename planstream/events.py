@@ -109,6 +109,9 @@ class Event(_Frozen):
     event_id: EventId
     run_id: RunId
     occurred_at: AwareDatetime
+    versions: Versions | None = Field(
+        default=None, description="what produced the event, where a model or the rules did"
+    )
 
 
 class StepEvent(Event):
@@ -165,7 +168,6 @@ class InfoExtracted(StepEvent):
     space_count: int = Field(ge=0, le=10_000)
     failure: Failure | None = None
     model_calls: int = Field(ge=1, le=20, description="extraction calls this step has used")
-    versions: Versions
 
 
 class ComparisonCompleted(StepEvent):
@@ -180,7 +182,6 @@ class ComparisonCompleted(StepEvent):
     failures: list[Failure] = Field(default_factory=list, max_length=MAX_LISTED_FAILURES)
     failure_count: int = Field(ge=0, le=10_000)
     model_calls: int = Field(ge=1, le=20)
-    versions: Versions
 
 
 class DecisionMade(StepEvent):
@@ -198,7 +199,6 @@ class DecisionMade(StepEvent):
     retry_budget_remaining: int = Field(ge=0, le=10)
     image_artifact_id: ArtifactId | None = None
     spaces_artifact_id: ArtifactId | None = None
-    versions: Versions | None
 
 
 class RunCompleted(Event):

@@ -81,6 +81,7 @@ class ImageIO:
             job_id=work.lease.job_id,
             artifact_ids=request.input_artifact_ids,
             quality=quality,
+            versions=request.versions,
         )
         await rt.publisher.publish(IMAGE_READY, ready)
         await rt.jobs.finish(work, "completed", {"event_id": ready.event_id, "quality": quality})

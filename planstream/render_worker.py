@@ -14,14 +14,15 @@ from typing import Final
 from PIL import Image
 
 from planstream.adapters.model import ImageAnswer
-from planstream.events import Failure, RenderRequested, StepRequested
+from planstream.events import Failure, RenderRequested, StepRequested, Versions
 from planstream.ids import new_id
 from planstream.imaging import ImageUnreadable, inspect_image
 from planstream.model_budget import BudgetedCaller, CallSpec, Usage
 from planstream.policy import model_size, render_size
 from planstream.records import Artifact
-from planstream.rules import IMAGE_DIMENSIONS_INVALID, IMAGE_UNREADABLE
+from planstream.rules import IMAGE_DIMENSIONS_INVALID, IMAGE_UNREADABLE, RULES_VERSION
 from planstream.runtime import Runtime
+from planstream.spaces import SPACES_VERSION
 from planstream.steps import step_spec
 from planstream.upstream import report_failure
 from topics import STEP_REQUESTED
@@ -108,6 +109,12 @@ class RenderWorker:
             idempotency_key=request.idempotency_key,
             input_artifact_ids=[artifact_id],
             requested_by="supervisor",
+            versions=Versions(
+                spaces_schema=SPACES_VERSION,
+                prompt=spec.prompt_version,
+                model=model,
+                rules=RULES_VERSION,
+            ),
         )
         await rt.publisher.publish(STEP_REQUESTED, follow)
         await rt.jobs.finish(work, "completed", {"artifact_id": artifact_id})

@@ -26,7 +26,12 @@ class RunFlow:
 
     async def follow(self, decision: DecisionMade, run: Run) -> None:
         rt = self._rt
-        common = {"event_id": new_id("evt"), "run_id": run.run_id, "occurred_at": rt.clock()}
+        common = {
+            "event_id": new_id("evt"),
+            "run_id": run.run_id,
+            "occurred_at": rt.clock(),
+            "versions": decision.versions,
+        }
         step, attempt = decision.step_id, decision.attempt
         match decision.decision:
             case "proceed" if step == LAST_STEP:

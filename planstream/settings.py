@@ -7,7 +7,14 @@ from pathlib import Path
 from types import NoneType
 from typing import Any, Final, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from planstream.errors import ConfigurationError
 from planstream.steps import DEFAULT_STEPS, LAST_STEP, StepSpec
@@ -134,6 +141,16 @@ class Settings(BaseModel):
     producer_linger_ms: int = Field(default=1, ge=0)
     web_port_base: int = Field(default=16066, ge=1_024, le=65_000)
 
+    @model_validator(mode="after")
+    def _timeouts_inside_the_lease(self) -> "Settings":
+        slowest = self.max_attempts * (self.model_timeout_s + self.model_retry_after_cap_s)
+        if slowest >= self.lease_s:
+            raise ValueError(
+                f"lease_s ({self.lease_s}) must exceed max_attempts x (model_timeout_s + "
+                f"model_retry_after_cap_s) = {slowest:g}, or a live worker's lease expires"
+            )
+        return self
+
     @field_validator("model_image_sizes")
     @classmethod
     def _sizes(cls, sizes: tuple[str, ...]) -> tuple[str, ...]:
@@ -181,9 +198,8 @@ class Settings(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
-            raise ConfigurationError(
-                f"setting {ENV_PREFIX}{field.upper()} is invalid: {first['msg']}"
-            ) from exc
+            where = f"setting {ENV_PREFIX}{field.upper()} is" if field else "settings are"
+            raise ConfigurationError(f"{where} invalid: {first['msg']}") from exc
 
     def to_env(self) -> dict[str, str]:
         """The ``PLANSTREAM_*`` variables that rebuild these settings in another process."""

@@ -35,6 +35,7 @@ def isolated_settings(base: Settings) -> Settings:
         broker_commit_interval_s=0.2,
         # A hung model call is abandoned after 3 s, well inside the 60 s lease.
         model_timeout_s=3.0,
+        model_retry_after_cap_s=5.0,
         lease_s=60,
     )
 

@@ -44,3 +44,8 @@ def test_structured_settings_are_json() -> None:
 def test_to_env_round_trips() -> None:
     settings = Settings.from_env({}).with_overrides(topic_partitions=8, model_prices={"m": (1, 2)})
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_model_timeouts_must_fit_inside_the_lease() -> None:
+    with pytest.raises(ConfigurationError, match=r"settings are invalid: .*lease_s \(60\) must"):
+        Settings.from_env({"PLANSTREAM_LEASE_S": "60"})
