@@ -39,7 +39,7 @@ from planstream.spaces import (
     load_spaces,
     parse_json,
 )
-from topics import COMPARISON_COMPLETED
+from topics import COMPARISON_COMPLETED, INFO_EXTRACTED
 
 __all__ = ["SERVICE", "ComparisonWorker", "image_size"]
 
@@ -72,41 +72,42 @@ class ComparisonWorker:
 
     async def handle(self, extracted: InfoExtracted) -> None:
         rt = self._rt
-        work = await rt.jobs.begin(extracted, {"spaces_artifact_id": extracted.spaces_artifact_id})
+        work = await rt.jobs.begin(extracted, INFO_EXTRACTED)
         if work is None:
             return
-        run = await rt.repo.get_run(extracted.run_id)
-        if run is None:
-            raise LookupError(f"run {extracted.run_id} vanished")
-        failures, schema_valid = await self._failures(
-            extracted, work.lease.job_id, run.request_text
-        )
-        completed = ComparisonCompleted(
-            event_id=new_id("evt"),
-            run_id=extracted.run_id,
-            occurred_at=rt.clock(),
-            step_id=extracted.step_id,
-            attempt=extracted.attempt,
-            idempotency_key=extracted.idempotency_key,
-            job_id=work.lease.job_id,
-            image_artifact_id=extracted.image_artifact_id,
-            spaces_artifact_id=extracted.spaces_artifact_id,
-            schema_valid=schema_valid,
-            passed=not failures,
-            failures=failures[:MAX_LISTED_FAILURES],
-            failure_count=len(failures),
-            model_calls=extracted.model_calls,
-            versions=Versions(
-                spaces_schema=SPACES_VERSION,
-                prompt=COMPARISON.version,
-                model=rt.settings.model_text,
-                rules=RULES_VERSION,
-            ),
-        )
-        await rt.publisher.publish(COMPARISON_COMPLETED, completed)
-        await rt.jobs.finish(
-            work, "completed", {"event_id": completed.event_id, "failures": len(failures)}
-        )
+        async with work:
+            run = await rt.repo.get_run(extracted.run_id)
+            if run is None:
+                raise LookupError(f"run {extracted.run_id} vanished")
+            failures, schema_valid = await self._failures(
+                extracted, work.lease.job_id, run.request_text
+            )
+            completed = ComparisonCompleted(
+                event_id=new_id("evt"),
+                run_id=extracted.run_id,
+                occurred_at=rt.clock(),
+                step_id=extracted.step_id,
+                attempt=extracted.attempt,
+                idempotency_key=extracted.idempotency_key,
+                job_id=work.lease.job_id,
+                image_artifact_id=extracted.image_artifact_id,
+                spaces_artifact_id=extracted.spaces_artifact_id,
+                schema_valid=schema_valid,
+                passed=not failures,
+                failures=failures[:MAX_LISTED_FAILURES],
+                failure_count=len(failures),
+                model_calls=extracted.model_calls,
+                versions=Versions(
+                    spaces_schema=SPACES_VERSION,
+                    prompt=COMPARISON.version,
+                    model=rt.settings.model_text,
+                    rules=RULES_VERSION,
+                ),
+            )
+            await rt.publisher.publish(COMPARISON_COMPLETED, completed)
+            await rt.jobs.finish(
+                work, "completed", {"event_id": completed.event_id, "failures": len(failures)}
+            )
 
     async def _failures(
         self, extracted: InfoExtracted, job_id: str, request_text: str | None

@@ -16,12 +16,13 @@ from planstream.errors import PermanentError
 from planstream.events import Failure, ImageReady, Quality, StepRequested
 from planstream.ids import new_id
 from planstream.imaging import ImageUnreadable, inspect_image
+from planstream.jobs import StepWork
 from planstream.policy import BANDS, check_dimensions, quality_for_step
 from planstream.records import Artifact
 from planstream.rules import ARTIFACT_MISSING, IMAGE_DIMENSIONS_INVALID, IMAGE_UNREADABLE
 from planstream.runtime import Runtime
 from planstream.upstream import report_failure
-from topics import IMAGE_READY
+from topics import IMAGE_READY, STEP_REQUESTED
 
 __all__ = ["SERVICE", "ImageIO", "Outcome", "UnknownRun"]
 
@@ -55,10 +56,16 @@ class ImageIO:
         run = await rt.repo.get_run(request.run_id)
         if run is None:
             raise UnknownRun(f"run {request.run_id} does not exist")
-        work = await rt.jobs.begin(request, {"artifact_ids": request.input_artifact_ids})
+        work = await rt.jobs.begin(request, STEP_REQUESTED)
         if work is None:
             return "skipped"
-        quality = quality_for_step(request.step_id, run.quality_post_step4)
+        async with work:
+            return await self._inspect(request, run.quality_post_step4, work)
+
+    async def _inspect(self, request: StepRequested, tier: Quality, work: StepWork) -> Outcome:
+        """Check every input image, then hand them on or report the first failure."""
+        rt = self._rt
+        quality = quality_for_step(request.step_id, tier)
         try:
             for artifact in await self._artifacts(request):
                 await self._check(artifact, quality)

@@ -29,7 +29,7 @@ from planstream.records import Artifact, ArtifactKind
 from planstream.rules import RULES_VERSION
 from planstream.runtime import Runtime
 from planstream.spaces import SPACES_VERSION
-from topics import INFO_EXTRACTED
+from topics import IMAGE_READY, INFO_EXTRACTED, INFO_REQUESTED
 
 __all__ = ["SERVICE", "InfoWorker", "store_json_artifact"]
 
@@ -83,16 +83,19 @@ class InfoWorker:
 
     async def handle(self, request: ImageReady | InfoRequested) -> None:
         rt = self._rt
-        work = await rt.jobs.begin(request, {"artifact_ids": request.artifact_ids})
+        work = await rt.jobs.begin(
+            request, IMAGE_READY if isinstance(request, ImageReady) else INFO_REQUESTED
+        )
         if work is None:
             return
-        image_id = request.artifact_ids[0]
-        image = await rt.repo.artifact(image_id)
-        if image is None:
-            raise LookupError(f"image artifact {image_id} vanished after Image I/O checked it")
-        url = await rt.signed_urls.for_artifact(image)
-        extraction = await self._extract(request, work, url)
-        await self._publish(request, work, image_id, extraction)
+        async with work:
+            image_id = request.artifact_ids[0]
+            image = await rt.repo.artifact(image_id)
+            if image is None:
+                raise LookupError(f"image artifact {image_id} vanished after Image I/O checked it")
+            url = await rt.signed_urls.for_artifact(image)
+            extraction = await self._extract(request, work, url)
+            await self._publish(request, work, image_id, extraction)
 
     async def _extract(
         self, request: ImageReady | InfoRequested, work: StepWork, url: str

@@ -1,49 +1,83 @@
-"""A service's hold on its job for one step attempt: lease it, then record how it ended."""
+"""A service's hold on its job for one step attempt: lease it, keep it, record how it ended."""
 
+import asyncio
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
-from planstream.adapters.repository import Repository
+from planstream.adapters.leases import JobLeases
 from planstream.events import StepEvent
 from planstream.ids import new_id
 from planstream.records import Lease
 from planstream.settings import Settings
+from topics import TopicSpec
 
 __all__ = ["Jobs", "StepWork"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
 class StepWork:
-    """A job a service holds: its lease and when the work started (for processing_time_ms)."""
+    """A leased job; ``async with`` it to renew the lease while the work runs."""
 
-    lease: Lease
-    started: float
+    def __init__(self, lease: Lease, leases: JobLeases, lease_s: float) -> None:
+        self.lease = lease
+        self.started = time.monotonic()
+        self._leases = leases
+        self._lease_s = lease_s
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            if not await self._leases.renew(self.lease, self._lease_s):
+                log.warning(
+                    "lease lost: the job was taken over; its result will be refused",
+                    extra={"job_id": self.lease.job_id, "epoch": self.lease.epoch},
+                )
+                return
+
+    async def __aenter__(self) -> "StepWork":
+        self._heartbeat = asyncio.create_task(self._renew(), name=f"lease:{self.lease.job_id}")
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
 
 
 class Jobs:
     """Leases and finishes one service's jobs; the job key is ``<service>:<step key>``."""
 
-    def __init__(self, repo: Repository, settings: Settings, service: str, worker_id: str) -> None:
-        self._repo = repo
+    def __init__(self, leases: JobLeases, settings: Settings, service: str, worker_id: str) -> None:
+        self._leases = leases
         self._settings = settings
         self.service = service
         self.worker_id = worker_id
 
-    async def begin(self, event: StepEvent, payload_ref: dict[str, Any]) -> StepWork | None:
-        """Lease the job for the step attempt ``event`` names, or None if it is not ours to do."""
-        started = time.monotonic()
-        lease = await self._repo.acquire_job(
+    async def begin(self, event: StepEvent, source: TopicSpec) -> StepWork | None:
+        """Lease the job for the step attempt ``event`` names, or None if it is not ours to do.
+
+        The job keeps the event and its topic, so the sweeper can deliver it again if this
+        worker dies holding the lease.
+        """
+        lease = await self._leases.acquire(
             job_id=new_id("job"),
             run_id=event.run_id,
             step_id=event.step_id,
             attempt=event.attempt,
             service=self.service,
             idempotency_key=f"{self.service}:{event.idempotency_key}",
-            payload_ref=payload_ref,
+            payload_ref={"topic": source.name, "event": event.model_dump(mode="json")},
             max_attempts=self._settings.max_attempts,
             worker_id=self.worker_id,
             lease_s=self._settings.lease_s,
@@ -56,7 +90,7 @@ class Jobs:
                 extra={"run_id": event.run_id, "step_id": event.step_id, "attempt": event.attempt},
             )
             return None
-        return StepWork(lease, started)
+        return StepWork(lease, self._leases, self._settings.lease_s)
 
     async def finish(
         self,
@@ -68,8 +102,9 @@ class Jobs:
         stack: str | None = None,
     ) -> bool:
         """Record the outcome with the lease's epoch; False (logged) when the lease went stale."""
-        accepted = await self._repo.finish_job(
+        accepted = await self._leases.finish(
             work.lease,
+            self.worker_id,
             status=status,
             result_ref=result_ref,
             processing_time_ms=int((time.monotonic() - work.started) * 1000),

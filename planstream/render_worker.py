@@ -25,7 +25,7 @@ from planstream.runtime import Runtime
 from planstream.spaces import SPACES_VERSION
 from planstream.steps import step_spec
 from planstream.upstream import report_failure
-from topics import STEP_REQUESTED
+from topics import RENDER_REQUESTED, STEP_REQUESTED
 
 __all__ = ["SERVICE", "RenderWorker"]
 
@@ -67,57 +67,58 @@ class RenderWorker:
 
     async def handle(self, request: RenderRequested) -> None:
         rt = self._rt
-        work = await rt.jobs.begin(request, {"source_artifact_id": request.source_artifact_id})
+        work = await rt.jobs.begin(request, RENDER_REQUESTED)
         if work is None:
             return
-        source = await rt.repo.artifact(request.source_artifact_id)
-        if source is None:
-            raise LookupError(f"source artifact {request.source_artifact_id} vanished")
-        data = await rt.storage.read(
-            source.storage_bucket, source.storage_path, rt.settings.max_image_bytes
-        )
-        width = int(source.metadata.get("width_px", 0))
-        height = int(source.metadata.get("height_px", 0))
-        size = render_size(width, height, request.quality)
-        asked = model_size(size, rt.settings.model_image_sizes)
-        png = await asyncio.to_thread(_as_png, data)
-        spec = step_spec(rt.settings.step_catalogue, request.step_id)
-        model = rt.settings.model_image
-        answered = await self._caller.call(
-            CallSpec(request, work.lease.job_id, "render", model, spec.prompt_version),
-            lambda: rt.model.edit_image(
-                model=model, image_png=png, prompt=spec.prompt, width=asked[0], height=asked[1]
-            ),
-            _usage,
-        )
-        if answered.answer is None:
-            assert answered.failure is not None
-            await report_failure(self._rt, request, work, SERVICE, answered.failure)
-            return
-        problem = await self._check(answered.answer.png, asked)
-        if problem is not None:
-            await report_failure(self._rt, request, work, SERVICE, problem)
-            return
-        render = await asyncio.to_thread(_resized, answered.answer.png, size)
-        artifact_id = await self._store(request, render)
-        follow = StepRequested(
-            event_id=new_id("evt"),
-            run_id=request.run_id,
-            occurred_at=rt.clock(),
-            step_id=request.step_id,
-            attempt=request.attempt,
-            idempotency_key=request.idempotency_key,
-            input_artifact_ids=[artifact_id],
-            requested_by="supervisor",
-            versions=Versions(
-                spaces_schema=SPACES_VERSION,
-                prompt=spec.prompt_version,
-                model=model,
-                rules=RULES_VERSION,
-            ),
-        )
-        await rt.publisher.publish(STEP_REQUESTED, follow)
-        await rt.jobs.finish(work, "completed", {"artifact_id": artifact_id})
+        async with work:
+            source = await rt.repo.artifact(request.source_artifact_id)
+            if source is None:
+                raise LookupError(f"source artifact {request.source_artifact_id} vanished")
+            data = await rt.storage.read(
+                source.storage_bucket, source.storage_path, rt.settings.max_image_bytes
+            )
+            width = int(source.metadata.get("width_px", 0))
+            height = int(source.metadata.get("height_px", 0))
+            size = render_size(width, height, request.quality)
+            asked = model_size(size, rt.settings.model_image_sizes)
+            png = await asyncio.to_thread(_as_png, data)
+            spec = step_spec(rt.settings.step_catalogue, request.step_id)
+            model = rt.settings.model_image
+            answered = await self._caller.call(
+                CallSpec(request, work.lease.job_id, "render", model, spec.prompt_version),
+                lambda: rt.model.edit_image(
+                    model=model, image_png=png, prompt=spec.prompt, width=asked[0], height=asked[1]
+                ),
+                _usage,
+            )
+            if answered.answer is None:
+                assert answered.failure is not None
+                await report_failure(self._rt, request, work, SERVICE, answered.failure)
+                return
+            problem = await self._check(answered.answer.png, asked)
+            if problem is not None:
+                await report_failure(self._rt, request, work, SERVICE, problem)
+                return
+            render = await asyncio.to_thread(_resized, answered.answer.png, size)
+            artifact_id = await self._store(request, render)
+            follow = StepRequested(
+                event_id=new_id("evt"),
+                run_id=request.run_id,
+                occurred_at=rt.clock(),
+                step_id=request.step_id,
+                attempt=request.attempt,
+                idempotency_key=request.idempotency_key,
+                input_artifact_ids=[artifact_id],
+                requested_by="supervisor",
+                versions=Versions(
+                    spaces_schema=SPACES_VERSION,
+                    prompt=spec.prompt_version,
+                    model=model,
+                    rules=RULES_VERSION,
+                ),
+            )
+            await rt.publisher.publish(STEP_REQUESTED, follow)
+            await rt.jobs.finish(work, "completed", {"artifact_id": artifact_id})
 
     async def _check(self, png: bytes, size: tuple[int, int]) -> Failure | None:
         """Whether the render decodes and has exactly the size asked for."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from planstream.adapters.db import create_pool
+from planstream.adapters.leases import JobLeases
 from planstream.adapters.model import ModelClient
 from planstream.adapters.model_calls import ModelCallLog
 from planstream.adapters.repository import Repository
@@ -54,6 +55,7 @@ async def open_runtime(
     await model.start()
     stack.push_async_callback(model.stop)
     repo = Repository(pool)
+    leases = JobLeases(pool)
     runtime = Runtime(
         settings=settings,
         repo=repo,
@@ -62,6 +64,6 @@ async def open_runtime(
         model_calls=ModelCallLog(pool),
         publisher=publisher,
         signed_urls=SignedUrls(repo, storage, settings, utc_now),
-        jobs=Jobs(repo, settings, service, worker_id=f"{service}-{new_id('job')[4:16]}"),
+        jobs=Jobs(leases, settings, service, worker_id=f"{service}-{new_id('job')[4:16]}"),
     )
     return runtime, stack.aclose

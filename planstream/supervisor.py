@@ -32,7 +32,7 @@ from planstream.rules import RULES_VERSION, SCHEMA_INVALID, Policy, clean_detail
 from planstream.run_flow import RunFlow
 from planstream.runtime import Runtime
 from planstream.spaces import SPACES_VERSION, JsonRejected, parse_json
-from topics import DECISION_MADE
+from topics import COMPARISON_COMPLETED, DECISION_MADE, STEP_FAILED
 
 __all__ = ["SERVICE", "Supervisor"]
 
@@ -64,61 +64,63 @@ class Supervisor:
 
     async def on_comparison(self, completed: ComparisonCompleted) -> None:
         rt = self._rt
-        work = await rt.jobs.begin(completed, {"comparison_event_id": completed.event_id})
+        work = await rt.jobs.begin(completed, COMPARISON_COMPLETED)
         if work is None:
             return
-        run = await self._run(completed)
-        audited = await self._audit(completed, work, run)
-        failures = list(completed.failures)
-        if audited.failure is not None:
-            failures.append(audited.failure)
-        elif completed.schema_valid:  # SCHEMA_INVALID stops the audit rule (RULES.md)
-            failures += audit_failures(audited.audit, self._policy)
-        calls = max(completed.attempt, completed.model_calls)
-        budget = RetryBudget(calls, rt.settings.max_attempts)
-        result = decide(failures, budget, self._policy)
-        audit = audited.audit
-        decision = self._decision(
-            completed,
-            result,
-            budget,
-            schema_valid=completed.schema_valid,
-            consistency_score=audit.consistency_score if audit else None,
-            contradictions=list(audit.contradictions) if audit else [],
-            audit_note=audited.note,
-            image_artifact_id=completed.image_artifact_id,
-            spaces_artifact_id=completed.spaces_artifact_id,
-            versions=Versions(
-                spaces_schema=SPACES_VERSION,
-                prompt=AUDIT.version,
-                model=rt.settings.model_vision,
-                rules=RULES_VERSION,
-            ),
-        )
-        await self._settle(decision, run, work)
+        async with work:
+            run = await self._run(completed)
+            audited = await self._audit(completed, work, run)
+            failures = list(completed.failures)
+            if audited.failure is not None:
+                failures.append(audited.failure)
+            elif completed.schema_valid:  # SCHEMA_INVALID stops the audit rule (RULES.md)
+                failures += audit_failures(audited.audit, self._policy)
+            calls = max(completed.attempt, completed.model_calls)
+            budget = RetryBudget(calls, rt.settings.max_attempts)
+            result = decide(failures, budget, self._policy)
+            audit = audited.audit
+            decision = self._decision(
+                completed,
+                result,
+                budget,
+                schema_valid=completed.schema_valid,
+                consistency_score=audit.consistency_score if audit else None,
+                contradictions=list(audit.contradictions) if audit else [],
+                audit_note=audited.note,
+                image_artifact_id=completed.image_artifact_id,
+                spaces_artifact_id=completed.spaces_artifact_id,
+                versions=Versions(
+                    spaces_schema=SPACES_VERSION,
+                    prompt=AUDIT.version,
+                    model=rt.settings.model_vision,
+                    rules=RULES_VERSION,
+                ),
+            )
+            await self._settle(decision, run, work)
 
     async def on_step_failed(self, failed: StepFailed) -> None:
         """An upstream failure (Image I/O, render): decided like any failure, without an audit."""
         rt = self._rt
-        work = await rt.jobs.begin(failed, {"step_failed_event_id": failed.event_id})
+        work = await rt.jobs.begin(failed, STEP_FAILED)
         if work is None:
             return
-        run = await self._run(failed)
-        budget = RetryBudget(failed.attempt, rt.settings.max_attempts)
-        result = decide([failed.failure], budget, self._policy)
-        decision = self._decision(
-            failed,
-            result,
-            budget,
-            schema_valid=None,
-            consistency_score=None,
-            contradictions=[],
-            audit_note=f"no analysis to audit: {failed.service} failed with {failed.failure.rule}",
-            image_artifact_id=None,
-            spaces_artifact_id=None,
-            versions=None,
-        )
-        await self._settle(decision, run, work)
+        async with work:
+            run = await self._run(failed)
+            budget = RetryBudget(failed.attempt, rt.settings.max_attempts)
+            result = decide([failed.failure], budget, self._policy)
+            decision = self._decision(
+                failed,
+                result,
+                budget,
+                schema_valid=None,
+                consistency_score=None,
+                contradictions=[],
+                audit_note=f"nothing to audit: {failed.service} failed with {failed.failure.rule}",
+                image_artifact_id=None,
+                spaces_artifact_id=None,
+                versions=None,
+            )
+            await self._settle(decision, run, work)
 
     async def _run(self, event: StepEvent) -> Run:
         run = await self._rt.repo.get_run(event.run_id)

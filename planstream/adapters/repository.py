@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import asyncpg
 
-from planstream.records import Artifact, Job, Lease, LeaseRefusal, Run, Upload
+from planstream.records import Artifact, Job, Run, Upload
 
 __all__ = ["Repository"]
 
@@ -15,37 +15,6 @@ _ARTIFACT_COLUMNS = (
     "artifact_id, run_id, step_id, kind, storage_bucket, storage_path, signed_url_cached,"
     " signed_url_expires_at, metadata_json"
 )
-
-# Create the job, or take over its lease when nobody holds it, it expired, or we already hold
-# it; never a job that finished or ran out of deliveries. One statement, so two workers racing
-# for the same job cannot both win. Every take-over bumps the fencing epoch.
-_ACQUIRE_JOB = """
-INSERT INTO pipeline_jobs AS j (
-    job_id, run_id, step_id, attempt, service, idempotency_key, payload_ref, max_attempts,
-    status, attempts, locked_by, locked_at, lease_expires_at, lease_epoch)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        'running', 1, $9, now(), now() + make_interval(secs => $10), 1)
-ON CONFLICT (idempotency_key) DO UPDATE SET
-    status = 'running',
-    attempts = j.attempts + 1,
-    locked_by = EXCLUDED.locked_by,
-    locked_at = now(),
-    lease_expires_at = EXCLUDED.lease_expires_at,
-    lease_epoch = j.lease_epoch + 1,
-    updated_at = now()
-WHERE j.status IN ('pending', 'running')
-  AND (j.locked_by IS NULL OR j.lease_expires_at < now() OR j.locked_by = EXCLUDED.locked_by)
-  AND j.attempts < j.max_attempts
-RETURNING job_id, lease_epoch, attempts
-"""
-
-_FINISH_JOB = """
-UPDATE pipeline_jobs SET
-    status = $3, result_ref = $4, processing_time_ms = $5, last_error = $6,
-    last_error_stack = $7, locked_by = NULL, lease_expires_at = NULL,
-    completed_at = CASE WHEN $3 = 'completed' THEN now() END, updated_at = now()
-WHERE job_id = $1 AND lease_epoch = $2 AND status = 'running'
-"""
 
 
 def _job(row: asyncpg.Record) -> Job:
@@ -175,67 +144,6 @@ class Repository:
             )
         assert existing is not None, "a conflicting job vanished"
         return _job(existing), False
-
-    async def acquire_job(
-        self,
-        *,
-        job_id: str,
-        run_id: str,
-        step_id: int,
-        attempt: int,
-        service: str,
-        idempotency_key: str,
-        payload_ref: dict[str, Any],
-        max_attempts: int,
-        worker_id: str,
-        lease_s: float,
-    ) -> Lease | LeaseRefusal:
-        """Lease the job (creating it if new), or say why not."""
-        row = await self._pool.fetchrow(
-            _ACQUIRE_JOB,
-            job_id,
-            run_id,
-            step_id,
-            attempt,
-            service,
-            idempotency_key,
-            payload_ref,
-            max_attempts,
-            worker_id,
-            float(lease_s),
-        )
-        if row is not None:
-            return Lease(row["job_id"], row["lease_epoch"], row["attempts"])
-        status, attempts, limit = await self._pool.fetchrow(
-            "SELECT status, attempts, max_attempts FROM pipeline_jobs WHERE idempotency_key = $1",
-            idempotency_key,
-        )
-        if status in ("completed", "failed", "blocked"):
-            return cast(LeaseRefusal, status)
-        return "exhausted" if attempts >= limit else "leased"
-
-    async def finish_job(
-        self,
-        lease: Lease,
-        *,
-        status: str,
-        result_ref: dict[str, Any] | None,
-        processing_time_ms: int,
-        error: str | None = None,
-        stack: str | None = None,
-    ) -> bool:
-        """Record the job's outcome if ``lease`` is still current; False for a stale epoch."""
-        result = await self._pool.execute(
-            _FINISH_JOB,
-            lease.job_id,
-            lease.epoch,
-            status,
-            result_ref,
-            processing_time_ms,
-            error,
-            stack,
-        )
-        return cast(str, result) == "UPDATE 1"
 
     async def artifacts(self, artifact_ids: list[str]) -> dict[str, Artifact]:
         rows = await self._pool.fetch(
