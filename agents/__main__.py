@@ -2,12 +2,15 @@
 
 import asyncio
 import importlib
+import logging
 import os
 import sys
 
 import faust
 
+from agents import sweeper
 from agents.app import create_app
+from planstream import crashpoints
 from planstream.adapters.kafka import ensure_topics
 from planstream.settings import Settings
 
@@ -18,6 +21,7 @@ SERVICES = (
     "supervisor",
     "render_worker",
     "decisions_sink",
+    "sweeper",
 )
 
 
@@ -36,6 +40,11 @@ def main(argv: list[str]) -> int:
         setup_loop.close()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    crashpoints.arm(settings.crashpoints)
+    if service == "sweeper":
+        logging.basicConfig(level=level, format="[%(asctime)s] [%(levelname)s] %(message)s")
+        sweeper.run(settings)
+        return 0
     app = create_app(settings, service)
     importlib.import_module(f"agents.{service}").build(app)
     worker = faust.Worker(app, loop=loop, loglevel=level.lower(), quiet=True)

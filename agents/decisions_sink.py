@@ -3,6 +3,7 @@
 from agents.app import PlanstreamApp
 from planstream.adapters.db import create_pool
 from planstream.adapters.decision_log import DecisionLog
+from planstream.crashpoints import crashpoint
 from topics import DECISION_MADE
 
 __all__ = ["build"]
@@ -20,3 +21,4 @@ def build(app: PlanstreamApp) -> None:
         log = DecisionLog(pool)
         async for batch in stream.take(settings.sink_batch_size, within=settings.sink_batch_s):
             await log.write(batch)
+            crashpoint("decisions_sink.after_write")

@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
             "supervisor",
             "decisions_sink",
             "render_worker",
+            "sweeper",
         ],
     )
     worker.set_defaults(handler=_worker)

@@ -12,6 +12,7 @@ from typing import Any, Final
 import fastjsonschema
 
 from planstream.adapters.model import ChatAnswer
+from planstream.crashpoints import crashpoint
 from planstream.events import (
     MAX_LISTED_FAILURES,
     ComparisonCompleted,
@@ -105,6 +106,7 @@ class ComparisonWorker:
                 ),
             )
             await rt.publisher.publish(COMPARISON_COMPLETED, completed)
+            crashpoint("comparison_worker.after_emit")
             await rt.jobs.finish(
                 work, "completed", {"event_id": completed.event_id, "failures": len(failures)}
             )

@@ -12,6 +12,7 @@ import traceback
 from typing import Final, Literal
 
 from planstream.adapters.storage import ObjectMissing, ObjectTooLarge
+from planstream.crashpoints import crashpoint
 from planstream.errors import PermanentError
 from planstream.events import Failure, ImageReady, Quality, StepRequested
 from planstream.ids import new_id
@@ -91,6 +92,7 @@ class ImageIO:
             versions=request.versions,
         )
         await rt.publisher.publish(IMAGE_READY, ready)
+        crashpoint("image_io.after_emit")
         await rt.jobs.finish(work, "completed", {"event_id": ready.event_id, "quality": quality})
         return "ready"
 

@@ -14,6 +14,7 @@ from typing import Final
 from planstream.adapters.model import ChatAnswer
 from planstream.analysis import judge_answer
 from planstream.contracts import spaces_schema_for_model
+from planstream.crashpoints import crashpoint
 from planstream.events import (
     Failure,
     ImageReady,
@@ -114,6 +115,7 @@ class InfoWorker:
             ),
             _usage,
         )
+        crashpoint("info_worker.after_model_call")
         answer = answered.answer
         if answer is None:
             return _Extraction(None, None, 0, answered.failure, answered.calls_used)
@@ -166,6 +168,7 @@ class InfoWorker:
             ),
         )
         await rt.publisher.publish(INFO_EXTRACTED, extracted)
+        crashpoint("info_worker.after_emit")
         await rt.jobs.finish(
             work,
             "completed",

@@ -14,6 +14,7 @@ from typing import Final
 from PIL import Image
 
 from planstream.adapters.model import ImageAnswer
+from planstream.crashpoints import crashpoint
 from planstream.events import Failure, RenderRequested, StepRequested, Versions
 from planstream.ids import new_id
 from planstream.imaging import ImageUnreadable, inspect_image
@@ -101,6 +102,7 @@ class RenderWorker:
                 return
             render = await asyncio.to_thread(_resized, answered.answer.png, size)
             artifact_id = await self._store(request, render)
+            crashpoint("render_worker.after_store")
             follow = StepRequested(
                 event_id=new_id("evt"),
                 run_id=request.run_id,

@@ -2,6 +2,7 @@
 
 from planstream.events import (
     DecisionMade,
+    Event,
     InfoRequested,
     RenderRequested,
     RunBlocked,
@@ -13,7 +14,7 @@ from planstream.policy import quality_for_step
 from planstream.records import Run
 from planstream.runtime import Runtime
 from planstream.steps import LAST_STEP
-from topics import INFO_REQUESTED, RENDER_REQUESTED, RUN_BLOCKED, RUN_COMPLETED
+from topics import INFO_REQUESTED, RENDER_REQUESTED, RUN_BLOCKED, RUN_COMPLETED, TopicSpec
 
 __all__ = ["RunFlow"]
 
@@ -24,8 +25,14 @@ class RunFlow:
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
 
-    async def follow(self, decision: DecisionMade, run: Run) -> None:
+    async def follow(
+        self, decision: DecisionMade, run: Run, retry: tuple[TopicSpec, Event] | None = None
+    ) -> None:
+        """Publish what the decision calls for; ``retry`` replaces the default re-analysis."""
         rt = self._rt
+        if decision.decision == "retry" and retry is not None:
+            await rt.publisher.publish(*retry)
+            return
         common = {
             "event_id": new_id("evt"),
             "run_id": run.run_id,

@@ -25,6 +25,7 @@ WORKERS = (
     "supervisor",
     "render_worker",
     "decisions_sink",
+    "sweeper",
 )
 _STOP_WAIT_S = 30.0
 

@@ -136,6 +136,14 @@ class Settings(BaseModel):
     sink_batch_size: int = Field(default=500, ge=1)
     sink_batch_s: float = Field(default=0.2, gt=0, description="longest wait to fill a batch")
 
+    # Leases and the sweeper.
+    sweeper_interval_s: float = Field(default=10.0, gt=0)
+    sweeper_batch: int = Field(default=200, ge=1)
+    dedup_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+
+    # The fault suite: named points where this process dies (see planstream.crashpoints).
+    crashpoints: tuple[str, ...] = ()
+
     # Faust.
     broker_commit_interval_s: float = Field(default=0.5, gt=0)
     producer_linger_ms: int = Field(default=1, ge=0)

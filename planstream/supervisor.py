@@ -13,15 +13,18 @@ from typing import Final
 import fastjsonschema
 
 from planstream.adapters.model import ChatAnswer
+from planstream.crashpoints import crashpoint
 from planstream.decisions import Audit, DecisionResult, RetryBudget, audit_failures, decide
 from planstream.events import (
     MAX_LISTED_FAILURES,
     ComparisonCompleted,
     DecisionMade,
+    Event,
     Failure,
     StepEvent,
     StepFailed,
     Versions,
+    step_key,
 )
 from planstream.ids import new_id
 from planstream.jobs import StepWork
@@ -32,7 +35,7 @@ from planstream.rules import RULES_VERSION, SCHEMA_INVALID, Policy, clean_detail
 from planstream.run_flow import RunFlow
 from planstream.runtime import Runtime
 from planstream.spaces import SPACES_VERSION, JsonRejected, parse_json
-from topics import COMPARISON_COMPLETED, DECISION_MADE, STEP_FAILED
+from topics import COMPARISON_COMPLETED, DECISION_MADE, STEP_FAILED, TopicSpec, by_name
 
 __all__ = ["SERVICE", "Supervisor"]
 
@@ -120,7 +123,8 @@ class Supervisor:
                 spaces_artifact_id=None,
                 versions=None,
             )
-            await self._settle(decision, run, work)
+            again = await self._again(failed) if result.decision == "retry" else None
+            await self._settle(decision, run, work, again)
 
     async def _run(self, event: StepEvent) -> Run:
         run = await self._rt.repo.get_run(event.run_id)
@@ -128,10 +132,38 @@ class Supervisor:
             raise LookupError(f"run {event.run_id} vanished")
         return run
 
-    async def _settle(self, decision: DecisionMade, run: Run, work: StepWork) -> None:
+    async def _again(self, failed: StepFailed) -> tuple[TopicSpec, Event]:
+        """The failed service's request once more, as the step's next attempt."""
+        stored = await self._rt.repo.job_event(failed.job_id) if failed.job_id else None
+        if stored is None:
+            raise LookupError(f"no request is kept for the job that failed: {failed.job_id}")
+        spec = by_name(stored[0])
+        assert spec.value_model is not None
+        attempt = failed.attempt + 1
+        event = spec.value_model.model_validate(
+            {
+                **stored[1],
+                "event_id": new_id("evt"),
+                "occurred_at": self._rt.clock(),
+                "attempt": attempt,
+                "idempotency_key": step_key(failed.run_id, failed.step_id, attempt),
+            }
+        )
+        assert isinstance(event, Event)
+        return spec, event
+
+    async def _settle(
+        self,
+        decision: DecisionMade,
+        run: Run,
+        work: StepWork,
+        retry: tuple[TopicSpec, Event] | None = None,
+    ) -> None:
         """Publish the decision, then what follows from it, then close the job."""
         await self._rt.publisher.publish(DECISION_MADE, decision)
-        await self._flow.follow(decision, run)
+        crashpoint("supervisor.after_decision")
+        await self._flow.follow(decision, run, retry)
+        crashpoint("supervisor.after_follow")
         status = "blocked" if decision.decision == "block" else "completed"
         await self._rt.jobs.finish(
             work, status, {"event_id": decision.event_id, "decision": decision.decision}

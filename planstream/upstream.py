@@ -6,7 +6,26 @@ from planstream.jobs import StepWork
 from planstream.runtime import Runtime
 from topics import STEP_FAILED
 
-__all__ = ["report_failure"]
+__all__ = ["publish_failure", "report_failure"]
+
+
+async def publish_failure(
+    rt: Runtime, event: StepEvent, service: ServiceName, failure: Failure, job_id: str | None
+) -> StepFailed:
+    """Tell the Supervisor that ``service`` failed its part of the step attempt."""
+    failed = StepFailed(
+        event_id=new_id("evt"),
+        run_id=event.run_id,
+        occurred_at=rt.clock(),
+        step_id=event.step_id,
+        attempt=event.attempt,
+        idempotency_key=event.idempotency_key,
+        service=service,
+        job_id=job_id,
+        failure=failure,
+    )
+    await rt.publisher.publish(STEP_FAILED, failed)
+    return failed
 
 
 async def report_failure(
@@ -18,18 +37,7 @@ async def report_failure(
     stack: str | None = None,
 ) -> None:
     """Publish ``StepFailed`` for the step attempt, then mark the job failed with the reason."""
-    failed = StepFailed(
-        event_id=new_id("evt"),
-        run_id=event.run_id,
-        occurred_at=rt.clock(),
-        step_id=event.step_id,
-        attempt=event.attempt,
-        idempotency_key=event.idempotency_key,
-        service=service,
-        job_id=work.lease.job_id,
-        failure=failure,
-    )
-    await rt.publisher.publish(STEP_FAILED, failed)
+    failed = await publish_failure(rt, event, service, failure, work.lease.job_id)
     await rt.jobs.finish(
         work,
         "failed",

@@ -87,6 +87,24 @@ class Repository:
         )
         return Run(**dict(row)) if row else None
 
+    async def job_event(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The topic and event a job was made from (kept for re-drives and retries)."""
+        ref = await self._pool.fetchval(
+            "SELECT payload_ref FROM pipeline_jobs WHERE job_id = $1", job_id
+        )
+        if not ref or "topic" not in ref:
+            return None
+        return ref["topic"], ref["event"]
+
+    async def fail_run(self, run_id: str, error: str) -> None:
+        """End a run that cannot go on (terminal ``failed``), keeping why."""
+        await self._pool.execute(
+            "UPDATE pipeline_runs SET status = 'failed', last_error = $2, updated_at = now()"
+            " WHERE run_id = $1 AND status NOT IN ('completed', 'rejected')",
+            run_id,
+            error,
+        )
+
     async def source_artifact_id(self, run_id: str) -> str | None:
         return cast(
             str | None,

@@ -37,6 +37,7 @@ def isolated_settings(base: Settings) -> Settings:
         model_timeout_s=3.0,
         model_retry_after_cap_s=5.0,
         lease_s=60,
+        sweeper_interval_s=1.0,
     )
 
 
