@@ -5,7 +5,7 @@ from functools import partial
 from agents.app import PlanstreamApp
 from planstream.rules import Policy
 from planstream.supervisor import SERVICE, Supervisor
-from topics import COMPARISON_COMPLETED, STEP_FAILED
+from topics import COMPARISON_COMPLETED, RUN_REVIEWED, STEP_FAILED
 
 __all__ = ["build"]
 
@@ -24,3 +24,9 @@ def build(app: PlanstreamApp) -> None:
         service = Supervisor(await app.runtime(), policy)
         async for event in stream.events():
             await app.submit(event, partial(service.on_step_failed, event.value))
+
+    @app.agent(app.event_topic(RUN_REVIEWED), name=f"{SERVICE}-reviews", concurrency=1)
+    async def reviews(stream):  # type: ignore[no-untyped-def]
+        service = Supervisor(await app.runtime(), policy)
+        async for event in stream.events():
+            await app.submit(event, partial(service.on_review, event.value))

@@ -12,6 +12,7 @@ from planstream.ids import ArtifactId, JobId, RunId, UploadId
 __all__ = [
     "CreateRun",
     "CreateUpload",
+    "ReviewRun",
     "RunCreated",
     "StepAccepted",
     "UploadCreated",
@@ -55,6 +56,14 @@ class CreateRun(_Body):
 class RunCreated(_Body):
     run_id: RunId
     source_artifact_id: ArtifactId
+
+
+class ReviewRun(_Body):
+    """A person's decision on a blocked run: go on, analyse the step again, or end the run."""
+
+    action: Literal["approve", "retry", "reject"]
+    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_plain_text)]
+    reviewer: Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")] = "operator"
 
 
 class StepAccepted(_Body):

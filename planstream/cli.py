@@ -7,7 +7,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from planstream.errors import PlanstreamError
 from planstream.settings import Settings
@@ -72,6 +74,29 @@ def _runs(args: argparse.Namespace, settings: Settings) -> int:
     return client.run_command(args, settings)
 
 
+def _dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream import dead_letters
+
+    since = datetime.fromisoformat(args.since) if args.since else None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    letters = dead_letters.select(
+        asyncio.run(dead_letters.read_dead_letters(settings)), args.run, since
+    )
+    if args.action == "list":
+        for letter in letters:
+            print(dead_letters.dumps(letter))
+        return 0
+    if not args.reason:
+        print(
+            "planstream dlq redrive: --reason is required (it goes to the audit)", file=sys.stderr
+        )
+        return 2
+    done, skipped = asyncio.run(dead_letters.redrive(settings, letters, args.operator, args.reason))
+    print(f"redriven: {done}; already redriven before: {skipped}")
+    return 0
+
+
 def _decide(args: argparse.Namespace, settings: Settings) -> int:
     from planstream import decide_command
 
@@ -108,6 +133,29 @@ def _model_server(args: argparse.Namespace, settings: Settings) -> int:
 
     server.serve(settings)
     return 0
+
+
+def _add_runs(sub: Any) -> None:
+    """`planstream runs create | show | approve | retry | reject`."""
+    runs = sub.add_parser("runs", help="create and inspect runs through the ingress")
+    runs_sub = runs.add_subparsers(dest="action", required=True)
+    create = runs_sub.add_parser("create", help="upload an image, create a run, request step 0")
+    create.add_argument("--image", required=True, type=Path)
+    create.add_argument("--request", default=None, help="what the user asks for (<= 2,000 chars)")
+    create.add_argument("--quality", default="2K", choices=["1K", "2K", "4K"])
+    create.add_argument("--ratio", default="4:3")
+    show = runs_sub.add_parser("show", help="the run, its jobs, artifacts and decisions as JSON")
+    show.add_argument("run_id")
+    for action, text in (
+        ("approve", "let a blocked run go on to its next step"),
+        ("retry", "analyse a blocked run's step again, with a fresh retry budget"),
+        ("reject", "end a blocked run"),
+    ):
+        review = runs_sub.add_parser(action, help=text)
+        review.add_argument("run_id")
+        review.add_argument("--reason", required=True)
+        review.add_argument("--reviewer", default=os.environ.get("USER") or "operator")
+    runs.set_defaults(handler=_runs)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,16 +197,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(handler=_worker)
 
-    runs = sub.add_parser("runs", help="create and inspect runs through the ingress")
-    runs_sub = runs.add_subparsers(dest="action", required=True)
-    create = runs_sub.add_parser("create", help="upload an image, create a run, request step 0")
-    create.add_argument("--image", required=True, type=Path)
-    create.add_argument("--request", default=None, help="what the user asks for (<= 2,000 chars)")
-    create.add_argument("--quality", default="2K", choices=["1K", "2K", "4K"])
-    create.add_argument("--ratio", default="4:3")
-    show = runs_sub.add_parser("show", help="the run, its jobs, artifacts and decisions as JSON")
-    show.add_argument("run_id")
-    runs.set_defaults(handler=_runs)
+    _add_runs(sub)
+
+    dlq = sub.add_parser("dlq", help="dead letters: list them, or redrive them after a fix")
+    dlq.add_argument("action", choices=["list", "redrive"])
+    dlq.add_argument("--run", default=None, help="only this run's dead letters")
+    dlq.add_argument("--since", default=None, help="only those dead-lettered since (ISO 8601)")
+    dlq.add_argument("--reason", default=None, help="why they are redriven (required to redrive)")
+    dlq.add_argument("--operator", default=os.environ.get("USER") or "operator")
+    dlq.set_defaults(handler=_dlq)
 
     decide = sub.add_parser("decide", help="decide one case offline (shared/contracts/RULES.md)")
     decide.add_argument("case", type=Path)

@@ -77,6 +77,11 @@ class PlanstreamClient:
         )
         return accepted
 
+    async def review(self, run_id: str, action: str, reason: str, reviewer: str) -> None:
+        """Approve, retry or reject a blocked run."""
+        body = {"action": action, "reason": reason, "reviewer": reviewer}
+        await self._call("POST", f"/v1/runs/{run_id}/review", json=body)
+
     async def show_run(self, run_id: str) -> dict[str, Any]:
         view: dict[str, Any] = await self._call("GET", f"/v1/runs/{run_id}")
         return view
@@ -105,6 +110,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             )
             await client.request_step(run_id, 0, idempotency_key=f"{run_id}:step-0")
             print(run_id)
+        elif args.action in ("approve", "retry", "reject"):
+            await client.review(args.run_id, args.action, args.reason, args.reviewer)
+            print(f"{args.action} of {args.run_id} sent to the Supervisor")
         else:
             print(json.dumps(await client.show_run(args.run_id), indent=2))
     return 0

@@ -27,6 +27,7 @@ __all__ = [
     "DecisionResult",
     "RetryBudget",
     "audit_failures",
+    "budget_window",
     "case_failures",
     "decide",
     "decide_case",
@@ -82,6 +83,16 @@ class DecisionCase:
     upstream_failures: tuple[Failure, ...] = ()
     attempt: int = 1
     max_attempts: int | None = None  # None: the policy's max_attempts
+
+
+def budget_window(attempt: int, max_attempts: int) -> tuple[int, int]:
+    """The first and last attempt of the budget ``attempt`` belongs to.
+
+    A step has ``max_attempts`` attempts; a reviewer's retry of a blocked step starts a fresh
+    budget at the next window (attempts 4-6 after 1-3, with the default of 3).
+    """
+    first = (attempt - 1) // max_attempts * max_attempts + 1
+    return first, first + max_attempts - 1
 
 
 def audit_failures(audit: Audit | None, policy: Policy) -> list[Failure]:

@@ -42,7 +42,7 @@ __all__ = [
 LAST_STEP = 6
 
 StepId = Annotated[int, Field(ge=0, le=LAST_STEP)]
-Attempt = Annotated[int, Field(ge=1, le=10, description="1-based attempt of this step")]
+Attempt = Annotated[int, Field(ge=1, le=30, description="1-based attempt of this step")]
 Quality = Literal["1K", "2K", "4K"]
 Severity = Literal["low", "medium", "high", "critical"]
 Decision = Literal["proceed", "retry", "block"]
@@ -56,7 +56,9 @@ ServiceName = Literal[
     "operator",
 ]
 RuleName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{2,47}$")]
-BlockReason = RuleName | Literal["retry_budget_exhausted", "too_many_failures"]
+BlockReason = (
+    RuleName | Literal["retry_budget_exhausted", "too_many_failures", "rejected_by_reviewer"]
+)
 MAX_LISTED_FAILURES = 24
 """Failures an event lists in full; more are counted (``failure_count``) to stay under 50 KB."""
 
@@ -188,6 +190,7 @@ class DecisionMade(StepEvent):
     """The Supervisor decided the step: proceed, retry or block, with its audit."""
 
     kind: Literal["decision.made"] = "decision.made"
+    decided_by: Literal["supervisor", "reviewer"] = "supervisor"
     decision: Decision
     block_reason: BlockReason | None
     failures: list[Failure] = Field(default_factory=list, max_length=MAX_LISTED_FAILURES)
@@ -196,7 +199,7 @@ class DecisionMade(StepEvent):
     consistency_score: float | None = Field(default=None, ge=0.0, le=1.0)
     contradictions: list[SafeText] = Field(default_factory=list, max_length=10)
     audit_note: SafeText | None = Field(default=None, description="why no audit ran, if none")
-    retry_budget_remaining: int = Field(ge=0, le=10)
+    retry_budget_remaining: int = Field(ge=0, le=30)
     image_artifact_id: ArtifactId | None = None
     spaces_artifact_id: ArtifactId | None = None
 

@@ -14,16 +14,23 @@ from planstream.adapters.kafka import EventPublisher
 from planstream.adapters.repository import Repository
 from planstream.adapters.run_view import run_view
 from planstream.adapters.storage import Storage
-from planstream.api import CreateRun, CreateUpload, RunCreated, StepAccepted, UploadCreated
+from planstream.api import (
+    CreateRun,
+    CreateUpload,
+    ReviewRun,
+    RunCreated,
+    StepAccepted,
+    UploadCreated,
+)
 from planstream.errors import RetryableError
-from planstream.events import StepRequested, step_key
+from planstream.events import RunReviewed, StepRequested, step_key
 from planstream.guards import find_smuggling
 from planstream.ids import IDEMPOTENCY_KEY_PATTERN, is_id, is_idempotency_key, new_id
 from planstream.image_io import SERVICE as IMAGE_IO
 from planstream.records import Job, Run, Upload
 from planstream.settings import Settings
 from planstream.wire import describe_validation_error
-from topics import STEP_REQUESTED
+from topics import RUN_REVIEWED, STEP_REQUESTED
 
 __all__ = ["create_app", "serve"]
 
@@ -192,6 +199,29 @@ async def request_step(request: web.Request) -> web.Response:
     return _json(accepted, status=202 if created else 200)
 
 
+async def review_run(request: web.Request) -> web.Response:
+    """A reviewer approves, retries or rejects a blocked run; the Supervisor carries it out."""
+    run_id = request.match_info["run_id"]
+    if not is_id(run_id) or not run_id.startswith("run_"):
+        return _error(422, "run_id is not a run id", "run_id")
+    body = await _body(request, ReviewRun)
+    run = await request.app[_REPO].get_run(run_id)
+    if run is None:
+        return _error(404, f"run {run_id} does not exist")
+    if run.status != "blocked":
+        return _error(409, f"run {run_id} is {run.status}, not blocked: nothing to review")
+    reviewed = RunReviewed(
+        event_id=new_id("evt"),
+        run_id=run_id,
+        occurred_at=datetime.now(UTC),
+        action=body.action,
+        reason=body.reason,
+        reviewer=body.reviewer,
+    )
+    await request.app[_PUBLISHER].publish(RUN_REVIEWED, reviewed)
+    return web.json_response({"run_id": run_id, "event_id": reviewed.event_id}, status=202)
+
+
 async def show_run(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
     if not is_id(run_id) or not run_id.startswith("run_"):
@@ -242,6 +272,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/v1/runs", create_run)
     app.router.add_post("/v1/runs/{run_id}/steps/{step_id}", request_step)
     app.router.add_get("/v1/runs/{run_id}", show_run)
+    app.router.add_post("/v1/runs/{run_id}/review", review_run)
     app.router.add_get("/healthz", healthz)
     return app
 

@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 from planstream.adapters.model import ModelRefused, ModelUnavailable, price
 from planstream.adapters.model_calls import ModelCall, ModelCallLog, Purpose
 from planstream.analysis import MODEL_REFUSED, MODEL_UNAVAILABLE
+from planstream.decisions import budget_window
 from planstream.events import Failure, StepEvent
 from planstream.ids import new_id
 from planstream.retrying import RetryPolicy, backoff_delay
@@ -68,7 +69,8 @@ class BudgetedCaller:
     ) -> Answered[T]:
         """The first answer within the budget, or MODEL_REFUSED / MODEL_UNAVAILABLE."""
         budget = self._settings.max_attempts
-        used = await self._calls.count(spec.event.run_id, spec.event.step_id, spec.purpose)
+        window = budget_window(spec.event.attempt, budget)
+        used = await self._calls.count(spec.event.run_id, spec.event.step_id, spec.purpose, window)
         failures = 0
         while used < budget:
             used += 1

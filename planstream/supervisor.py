@@ -14,13 +14,21 @@ import fastjsonschema
 
 from planstream.adapters.model import ChatAnswer
 from planstream.crashpoints import crashpoint
-from planstream.decisions import Audit, DecisionResult, RetryBudget, audit_failures, decide
+from planstream.decisions import (
+    Audit,
+    DecisionResult,
+    RetryBudget,
+    audit_failures,
+    budget_window,
+    decide,
+)
 from planstream.events import (
     MAX_LISTED_FAILURES,
     ComparisonCompleted,
     DecisionMade,
     Event,
     Failure,
+    RunReviewed,
     StepEvent,
     StepFailed,
     Versions,
@@ -78,8 +86,7 @@ class Supervisor:
                 failures.append(audited.failure)
             elif completed.schema_valid:  # SCHEMA_INVALID stops the audit rule (RULES.md)
                 failures += audit_failures(audited.audit, self._policy)
-            calls = max(completed.attempt, completed.model_calls)
-            budget = RetryBudget(calls, rt.settings.max_attempts)
+            budget = self._budget(completed, completed.model_calls)
             result = decide(failures, budget, self._policy)
             audit = audited.audit
             decision = self._decision(
@@ -109,7 +116,7 @@ class Supervisor:
             return
         async with work:
             run = await self._run(failed)
-            budget = RetryBudget(failed.attempt, rt.settings.max_attempts)
+            budget = self._budget(failed, 1)
             result = decide([failed.failure], budget, self._policy)
             decision = self._decision(
                 failed,
@@ -125,6 +132,52 @@ class Supervisor:
             )
             again = await self._again(failed) if result.decision == "retry" else None
             await self._settle(decision, run, work, again)
+
+    async def on_review(self, review: RunReviewed) -> None:
+        """A reviewer's decision on a blocked run, stored and carried out like any other."""
+        rt = self._rt
+        run = await rt.repo.get_run(review.run_id)
+        blocked = await rt.repo.blocked_step(review.run_id) if run else None
+        if run is None or run.status != "blocked" or blocked is None:
+            log.warning("review ignored: the run is not blocked", extra={"run_id": review.run_id})
+            return
+        step, attempt = blocked
+        limit = rt.settings.max_attempts
+        match review.action:
+            case "approve":
+                decision, reason = "proceed", None
+            case "retry":
+                decision, reason = "retry", None
+            case "reject":
+                decision, reason = "block", "rejected_by_reviewer"
+        made = DecisionMade(
+            event_id=new_id("evt"),
+            run_id=run.run_id,
+            occurred_at=rt.clock(),
+            step_id=step,
+            attempt=attempt,
+            idempotency_key=f"{step_key(run.run_id, step, attempt)}:review",
+            decided_by="reviewer",
+            decision=decision,
+            block_reason=reason,
+            failure_count=0,
+            schema_valid=None,
+            audit_note=clean_detail(f"decided by {review.reviewer}: {review.reason}"),
+            retry_budget_remaining=limit,
+            image_artifact_id=await rt.repo.step_image(run.run_id, step),
+        )
+        await rt.publisher.publish(DECISION_MADE, made)
+        if decision == "retry":  # a fresh budget: the first attempt of the next window
+            _, last = budget_window(attempt, limit)
+            await self._flow.follow(made.model_copy(update={"attempt": last}), run)
+        elif decision == "proceed":
+            await self._flow.follow(made, run)
+
+    def _budget(self, event: StepEvent, calls_in_window: int) -> RetryBudget:
+        """Where the step stands in its budget: its attempt (or calls) within the window."""
+        limit = self._rt.settings.max_attempts
+        first, _ = budget_window(event.attempt, limit)
+        return RetryBudget(max(event.attempt - first + 1, calls_in_window), limit)
 
     async def _run(self, event: StepEvent) -> Run:
         run = await self._rt.repo.get_run(event.run_id)

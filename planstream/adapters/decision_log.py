@@ -17,16 +17,18 @@ __all__ = ["DecisionLog", "decision_row", "run_progress"]
 _INSERT = """
 INSERT INTO pipeline_decisions (
     decision_id, run_id, step_id, attempt, idempotency_key, decision, schema_validations,
-    rule_checks, llm_audit, retry_budget_remaining, block_reason, versions, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    rule_checks, llm_audit, retry_budget_remaining, block_reason, versions, created_at,
+    decided_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (idempotency_key) DO NOTHING
 """
 
 _ADVANCE_RUN = """
 UPDATE pipeline_runs SET
     status = $4, current_step = $5, block_reason = $6,
-    decided_step = $2, decided_attempt = $3, updated_at = now()
-WHERE run_id = $1 AND (decided_step, decided_attempt) < ($2::smallint, $3::smallint)
+    decided_step = $2, decided_attempt = $3, decided_review = $7, updated_at = now()
+WHERE run_id = $1
+  AND (decided_step, decided_attempt, decided_review) < ($2::smallint, $3::smallint, $7)
 """
 
 
@@ -61,6 +63,7 @@ def decision_row(event: DecisionMade) -> tuple[Any, ...]:
         event.block_reason,
         versions,
         event.occurred_at,
+        event.decided_by,
     )
 
 
@@ -74,9 +77,12 @@ def run_progress(event: DecisionMade) -> tuple[Any, ...]:
             status, current = "running", step + 1
         case "retry":
             status, current = "running", step
+        case "block" if event.decided_by == "reviewer":
+            status, current = "rejected", step
         case "block":
             status, current = "blocked", step
-    return (event.run_id, step, event.attempt, status, current, event.block_reason)
+    review = event.decided_by == "reviewer"
+    return (event.run_id, step, event.attempt, status, current, event.block_reason, review)
 
 
 class DecisionLog:

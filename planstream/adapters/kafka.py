@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
 from faust.serializers.codecs import Codec
 from faust.types import AppT, Message
 from pydantic import BaseModel
@@ -27,6 +28,7 @@ __all__ = [
     "EventPublisher",
     "dead_letter_headers",
     "ensure_topics",
+    "read_all",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,27 @@ async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOG
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record now on ``topic`` (all partitions, from the first offset), no group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*partitions, timeout_ms=1_000)
+            for found in batch.values():
+                records.extend(found)
+        return records
+    finally:
+        await consumer.stop()
 
 
 class EventCodec(Codec):

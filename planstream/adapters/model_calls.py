@@ -61,15 +61,18 @@ class ModelCallLog:
             call.error,
         )
 
-    async def count(self, run_id: str, step_id: int, purpose: Purpose) -> int:
-        """How many calls of ``purpose`` the step has made, over all its attempts."""
+    async def count(
+        self, run_id: str, step_id: int, purpose: Purpose, attempts: tuple[int, int]
+    ) -> int:
+        """How many calls of ``purpose`` the step made in the attempts ``first..last``."""
         return cast(
             int,
             await self._pool.fetchval(
-                "SELECT count(*) FROM pipeline_model_calls"
-                " WHERE run_id = $1 AND step_id = $2 AND purpose = $3",
+                "SELECT count(*) FROM pipeline_model_calls WHERE run_id = $1 AND step_id = $2"
+                " AND purpose = $3 AND attempt BETWEEN $4 AND $5",
                 run_id,
                 step_id,
                 purpose,
+                *attempts,
             ),
         )

@@ -96,6 +96,27 @@ class Repository:
             return None
         return ref["topic"], ref["event"]
 
+    async def blocked_step(self, run_id: str) -> tuple[int, int] | None:
+        """The step and attempt a blocked run stopped at (its newest decision)."""
+        row = await self._pool.fetchrow(
+            "SELECT step_id, attempt FROM pipeline_decisions WHERE run_id = $1"
+            " ORDER BY step_id DESC, attempt DESC, created_at DESC LIMIT 1",
+            run_id,
+        )
+        return (row["step_id"], row["attempt"]) if row else None
+
+    async def step_image(self, run_id: str, step_id: int) -> str | None:
+        """The image a step analysed: the upload for step 0, the step's render after."""
+        return cast(
+            str | None,
+            await self._pool.fetchval(
+                "SELECT artifact_id FROM pipeline_artifacts WHERE run_id = $1 AND step_id = $2"
+                " AND kind IN ('source_image', 'render_image') ORDER BY created_at DESC LIMIT 1",
+                run_id,
+                step_id,
+            ),
+        )
+
     async def fail_run(self, run_id: str, error: str) -> None:
         """End a run that cannot go on (terminal ``failed``), keeping why."""
         await self._pool.execute(

@@ -33,10 +33,10 @@ async def run_view(pool: asyncpg.Pool, run_id: str) -> dict[str, Any] | None:
             run_id,
         )
         decisions = await conn.fetch(
-            "SELECT decision_id, step_id, attempt, decision, schema_validations,"
+            "SELECT decision_id, step_id, attempt, decided_by, decision, schema_validations,"
             " rule_checks, llm_audit, retry_budget_remaining, block_reason, versions,"
             " created_at FROM pipeline_decisions WHERE run_id = $1"
-            " ORDER BY step_id, attempt",
+            " ORDER BY step_id, attempt, decided_by = 'reviewer', created_at",
             run_id,
         )
         calls = await conn.fetch(

@@ -8,8 +8,7 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
+from planstream.adapters.kafka import read_all
 from planstream.settings import Settings
 from topics import TopicSpec
 
@@ -55,26 +54,8 @@ class Record(NamedTuple):
 
 async def read_topic(settings: Settings, spec: TopicSpec) -> list[Record]:
     """Every message now on the topic, from its first offset."""
-    name = spec.full_name(settings.topic_namespace)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(name, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        messages = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(*partitions, timeout_ms=1000)
-            for records in batch.values():
-                messages.extend(
-                    Record(r.key, r.value, list(r.headers), r.partition, r.offset) for r in records
-                )
-        return messages
-    finally:
-        await consumer.stop()
+    records = await read_all(settings, spec.full_name(settings.topic_namespace))
+    return [Record(r.key, r.value, list(r.headers), r.partition, r.offset) for r in records]
 
 
 async def wait_for(predicate, timeout_s: float = 60, interval_s: float = 0.2):  # type: ignore[no-untyped-def]
