@@ -2,15 +2,17 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import EventT
 
 from planstream.adapters.kafka import DeadLetteringTopic, DeadLetters, EventCodec
+from planstream.crashpoints import crashpoint
 from planstream.errors import PermanentError, RetryableError
-from planstream.events import Event
+from planstream.events import Event, StepEvent
 from planstream.retrying import RetryPolicy, call_with_retries
 from planstream.runtime import Runtime, open_runtime
 from planstream.settings import Settings
@@ -37,6 +39,9 @@ class PlanstreamApp(faust.App):
         self._closers: list[Closer] = []
         self._runtime: Runtime | None = None
         self._runtime_lock = asyncio.Lock()
+        # Idempotency marks: key -> when the effect it guards was done. A compacted changelog
+        # keeps them across restarts; PostgreSQL's unique keys remain the guard of record.
+        self.dedup = self.Table("dedup", default=None, partitions=settings.topic_partitions)
 
     async def runtime(self) -> Runtime:
         """The process's pools and clients, opened on first use and closed on stop."""
@@ -73,21 +78,46 @@ class PlanstreamApp(faust.App):
             dead_letters=self.dead_letters,
         )
 
-    async def process(self, event: EventT, handle: Callable[[], Awaitable[object]]) -> None:
-        """Run ``handle`` with transient failures retried; a refusal goes to the dead letters."""
+    def _already_done(self, key: str) -> bool:
+        """Whether the event's effect is marked done within the retention window."""
+        marked = self.dedup.get(key)
+        if marked is None:
+            return False
+        if time.time() - marked > self.settings.dedup_retention_s:
+            del self.dedup[key]  # an expired mark: forget it (PostgreSQL still guards)
+            return False
+        log.info("%s skipped an event already handled", self.service_name, extra={"key": key})
+        return True
+
+    async def process(self, event: EventT[Event], handle: Callable[[], Awaitable[object]]) -> None:
+        """Run ``handle`` once per idempotency key, transient failures retried; a refusal goes
+        to the dead letters. The mark is written only after the effect it guards."""
+        key = _dedup_key(self.service_name, cast(Event, event.value))
+        if self._already_done(key):
+            return
         try:
             await call_with_retries(self._retries, handle, what=self.service_name)
         except (PermanentError, RetryableError, LookupError) as exc:
             await self.dead_letters.send(event.message, exc)
+            return
         except Exception as exc:  # a bug: keep the event for a redrive after the fix
             log.exception("%s failed on an event; it is dead-lettered", self.service_name)
             await self.dead_letters.send(event.message, exc)
+            return
+        crashpoint("dedup.after_emit_before_mark")
+        self.dedup[key] = time.time()
 
-    async def submit(self, event: EventT, handle: Callable[[], Awaitable[object]]) -> None:
+    async def submit(self, event: EventT[Event], handle: Callable[[], Awaitable[object]]) -> None:
         """Process the event in the background pool, one at a time per run and step."""
-        value = event.value
+        value = cast(Event, event.value)
         key = (value.run_id, getattr(value, "step_id", None))
         await self.pool.submit(key, lambda: self.process(event, handle))
+
+
+def _dedup_key(service: str, value: Event) -> str:
+    """The idempotency key of what ``service`` does with the event."""
+    key = value.idempotency_key if isinstance(value, StepEvent) else value.event_id
+    return f"{service}:{type(value).__name__}:{key}"
 
 
 class TopicPublisher:

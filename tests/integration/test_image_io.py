@@ -5,7 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from planstream.adapters.kafka import read_all
 from planstream.adapters.repository import Repository
 from planstream.events import ImageReady, StepFailed, StepRequested, step_key
 from planstream.ids import new_id
@@ -193,3 +196,27 @@ async def test_poison_messages_are_dead_lettered_and_the_agent_carries_on(
         )
         assert int(h["planstream-source-offset"]) >= 0
         assert h["planstream-service"] == b"image_io"
+
+
+async def test_the_mark_is_kept_in_a_compacted_changelog(repo, pool, s3, settings) -> None:
+    run_id, artifact_id = await _run_with_image(repo, s3, settings, floor_plan_png())
+    await _send(settings, make_step_requested(run_id=run_id, input_artifact_ids=[artifact_id]))
+    await _finished_job(pool, run_id)
+    changelog = f"planstream-image_io{settings.app_id_suffix}-dedup-changelog"
+
+    async def marked():
+        records = await read_all(settings, changelog)
+        return [r for r in records if step_key(run_id, 0, 1).encode() in (r.key or b"")]
+
+    [mark] = await wait_for(marked)
+    assert float(mark.value) > 0
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, changelog)]
+        )
+    finally:
+        await admin.close()
+    configs = {c[0]: c[1] for c in described.resources[0][4]}
+    assert configs["cleanup.policy"] == "compact"
