@@ -12,17 +12,10 @@ from agents import sweeper
 from agents.app import create_app
 from planstream import crashpoints
 from planstream.adapters.kafka import ensure_topics
+from planstream.services import WORKERS
 from planstream.settings import Settings
 
-SERVICES = (
-    "image_io",
-    "info_worker",
-    "comparison_worker",
-    "supervisor",
-    "render_worker",
-    "decisions_sink",
-    "sweeper",
-)
+SERVICES = WORKERS
 
 
 def main(argv: list[str]) -> int:

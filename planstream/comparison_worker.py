@@ -84,12 +84,7 @@ class ComparisonWorker:
                 extracted, work.lease.job_id, run.request_text
             )
             completed = ComparisonCompleted(
-                event_id=new_id("evt"),
-                run_id=extracted.run_id,
-                occurred_at=rt.clock(),
-                step_id=extracted.step_id,
-                attempt=extracted.attempt,
-                idempotency_key=extracted.idempotency_key,
+                **extracted.same_step(new_id("evt"), rt.clock()),
                 job_id=work.lease.job_id,
                 image_artifact_id=extracted.image_artifact_id,
                 spaces_artifact_id=extracted.spaces_artifact_id,

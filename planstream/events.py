@@ -5,7 +5,8 @@ stay on one partition and in order. A breaking change is a new model on a ``.v2`
 a version only optional fields are added.
 """
 
-from typing import Annotated, Literal, TypeAlias
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -122,6 +123,17 @@ class StepEvent(Event):
     step_id: StepId
     attempt: Attempt
     idempotency_key: IdempotencyKey
+
+    def same_step(self, event_id: str, occurred_at: datetime) -> dict[str, Any]:
+        """The fields an event that follows from this one about the same step attempt shares."""
+        return {
+            "event_id": event_id,
+            "run_id": self.run_id,
+            "occurred_at": occurred_at,
+            "step_id": self.step_id,
+            "attempt": self.attempt,
+            "idempotency_key": self.idempotency_key,
+        }
 
 
 class StepRequested(StepEvent):

@@ -80,12 +80,7 @@ class ImageIO:
             )
             return "failed"
         ready = ImageReady(
-            event_id=new_id("evt"),
-            run_id=request.run_id,
-            occurred_at=rt.clock(),
-            step_id=request.step_id,
-            attempt=request.attempt,
-            idempotency_key=request.idempotency_key,
+            **request.same_step(new_id("evt"), rt.clock()),
             job_id=work.lease.job_id,
             artifact_ids=request.input_artifact_ids,
             quality=quality,

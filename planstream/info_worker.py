@@ -147,12 +147,7 @@ class InfoWorker:
         rt = self._rt
         failure = extraction.failure
         extracted = InfoExtracted(
-            event_id=new_id("evt"),
-            run_id=request.run_id,
-            occurred_at=rt.clock(),
-            step_id=request.step_id,
-            attempt=request.attempt,
-            idempotency_key=request.idempotency_key,
+            **request.same_step(new_id("evt"), rt.clock()),
             job_id=work.lease.job_id,
             image_artifact_id=image_id,
             spaces_artifact_id=extraction.spaces_id,

@@ -104,12 +104,7 @@ class RenderWorker:
             artifact_id = await self._store(request, render)
             crashpoint("render_worker.after_store")
             follow = StepRequested(
-                event_id=new_id("evt"),
-                run_id=request.run_id,
-                occurred_at=rt.clock(),
-                step_id=request.step_id,
-                attempt=request.attempt,
-                idempotency_key=request.idempotency_key,
+                **request.same_step(new_id("evt"), rt.clock()),
                 input_artifact_ids=[artifact_id],
                 requested_by="supervisor",
                 versions=Versions(

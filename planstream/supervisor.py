@@ -232,12 +232,7 @@ class Supervisor:
         failures = list(result.failures)
         return DecisionMade.model_validate(
             {
-                "event_id": new_id("evt"),
-                "run_id": event.run_id,
-                "occurred_at": self._rt.clock(),
-                "step_id": event.step_id,
-                "attempt": event.attempt,
-                "idempotency_key": event.idempotency_key,
+                **event.same_step(new_id("evt"), self._rt.clock()),
                 "decision": result.decision,
                 "block_reason": result.block_reason,
                 "failures": failures[:MAX_LISTED_FAILURES],

@@ -14,12 +14,7 @@ async def publish_failure(
 ) -> StepFailed:
     """Tell the Supervisor that ``service`` failed its part of the step attempt."""
     failed = StepFailed(
-        event_id=new_id("evt"),
-        run_id=event.run_id,
-        occurred_at=rt.clock(),
-        step_id=event.step_id,
-        attempt=event.attempt,
-        idempotency_key=event.idempotency_key,
+        **event.same_step(new_id("evt"), rt.clock()),
         service=service,
         job_id=job_id,
         failure=failure,
