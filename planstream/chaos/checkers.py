@@ -1,0 +1,220 @@
+"""The offline checkers of RELIABILITY.md §4 over PostgreSQL: I1-I6, on a set of runs.
+
+Each checker reads the whole history after the load quiesced and returns a figure and its
+evidence (the offending rows, a few of them), never a bare boolean: the report shows the figure,
+the test asserts on it, and the checker's own test shows it is not zero on a broken history.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+__all__ = ["TERMINAL", "Check", "DbFigures", "check_database"]
+
+TERMINAL = ("completed", "blocked", "failed", "rejected")
+_EVIDENCE = 10
+
+
+@dataclass(frozen=True)
+class Check:
+    """One invariant's figure on one history, with up to ten offending rows."""
+
+    invariant: str
+    name: str
+    value: int
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DbFigures:
+    """Every database figure of one test's runs."""
+
+    runs_started: int
+    runs_terminal: int
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, name: str) -> int:
+        for check in self.checks:
+            if check.name == name:
+                return check.value
+        raise KeyError(name)
+
+
+def _rows(records: Sequence[asyncpg.Record]) -> tuple[str, ...]:
+    return tuple(", ".join(f"{k}={v}" for k, v in dict(r).items()) for r in records[:_EVIDENCE])
+
+
+# I1: every step attempt that was asked for has a decision. Asked for: step 0 attempt 1 of every
+# acked run; the attempt after a retry; step+1 after a proceed (below step 6); any job's step
+# attempt. A run that failed or was rejected as a whole ends its steps.
+_LOST_STEPS = """
+WITH asked AS (
+    SELECT run_id, 0::smallint AS step_id, 1::smallint AS attempt FROM unnest($1::text[]) AS run_id
+    UNION SELECT run_id, step_id, (attempt + 1)::smallint FROM pipeline_decisions
+        WHERE run_id = ANY($1) AND decision = 'retry'
+    UNION SELECT run_id, (step_id + 1)::smallint, 1::smallint FROM pipeline_decisions
+        WHERE run_id = ANY($1) AND decision = 'proceed' AND step_id < 6
+    UNION SELECT run_id, step_id, attempt FROM pipeline_jobs WHERE run_id = ANY($1)
+)
+SELECT a.run_id, a.step_id, a.attempt, r.status
+FROM asked a
+JOIN pipeline_runs r USING (run_id)
+LEFT JOIN pipeline_decisions d USING (run_id, step_id, attempt)
+WHERE d.run_id IS NULL AND r.status NOT IN ('failed', 'rejected')
+ORDER BY 1, 2, 3
+"""
+
+# I1, indeterminate sends: absent is fine, present means processed exactly once.
+_INDETERMINATE_TWICE = """
+SELECT run_id, step_id, attempt, count(*) AS decisions FROM pipeline_decisions
+WHERE run_id = ANY($1) AND decided_by = 'supervisor'
+GROUP BY 1, 2, 3 HAVING count(*) > 1
+"""
+
+_DUP_PHYSICAL = """
+SELECT idempotency_key, count(*) AS copies FROM pipeline_decisions
+WHERE run_id = ANY($1) GROUP BY 1 HAVING count(*) > 1
+"""
+
+_DUP_LOGICAL = """
+SELECT run_id, step_id, attempt, decided_by, count(*) AS copies FROM pipeline_decisions
+WHERE run_id = ANY($1) GROUP BY 1, 2, 3, 4 HAVING count(*) > 1
+"""
+
+_NOT_TERMINAL = """
+SELECT run_id, status, current_step, updated_at FROM pipeline_runs
+WHERE run_id = ANY($1) AND status NOT IN ('completed', 'blocked', 'failed', 'rejected')
+"""
+
+# The run's status must follow from its decisions: completed <=> step 6 proceeded; blocked <=>
+# its newest decision is a block.
+_STATUS_CONTRADICTS = """
+SELECT r.run_id, r.status,
+       bool_or(d.step_id = 6 AND d.decision = 'proceed') AS six_proceeded,
+       bool_or(d.decision = 'block') AS any_block
+FROM pipeline_runs r LEFT JOIN pipeline_decisions d USING (run_id)
+WHERE r.run_id = ANY($1)
+GROUP BY r.run_id, r.status
+HAVING (r.status = 'completed')
+       <> coalesce(bool_or(d.step_id = 6 AND d.decision = 'proceed'), false)
+    OR (r.status = 'blocked' AND NOT coalesce(bool_or(d.decision = 'block'), false))
+"""
+
+_ATTEMPTS = """
+SELECT run_id, step_id, service, attempt, attempts AS deliveries, max_attempts FROM pipeline_jobs
+WHERE run_id = ANY($1) AND (attempt > $2 OR attempts > $2)
+"""
+
+_MAX_ATTEMPTS = """
+SELECT coalesce(max(greatest(attempt, attempts)), 0) AS worst,
+       coalesce(max(attempt), 0) AS attempt, coalesce(max(attempts), 0) AS deliveries
+FROM pipeline_jobs WHERE run_id = ANY($1)
+"""
+
+_CALLS_OVER_BUDGET = """
+SELECT run_id, step_id, purpose, count(*) AS calls FROM pipeline_model_calls
+WHERE run_id = ANY($1) GROUP BY 1, 2, 3 HAVING count(*) > $2
+"""
+
+_MAX_CALLS = """
+SELECT coalesce(max(n), 0) FROM (
+    SELECT count(*) AS n FROM pipeline_model_calls WHERE run_id = ANY($1)
+    GROUP BY run_id, step_id, purpose
+) per_step
+"""
+
+# I5: a job's result must be written by the epoch that holds the lease (the fence); a completed
+# job without a result epoch was written around the fence.
+_STALE_ACCEPTED = """
+SELECT job_id, run_id, step_id, attempt, service, status, lease_epoch, result_epoch
+FROM pipeline_jobs
+WHERE run_id = ANY($1)
+  AND ((result_epoch IS NOT NULL AND result_epoch <> lease_epoch)
+       OR (status = 'completed' AND result_epoch IS NULL))
+"""
+
+_STALE_REFUSED = """
+SELECT count(*) FROM pipeline_stale_writes s JOIN pipeline_jobs j USING (job_id)
+WHERE j.run_id = ANY($1)
+"""
+
+_TAKEOVERS = """
+SELECT count(*) FILTER (WHERE lease_epoch > 1) AS taken_over, coalesce(sum(redrives), 0) AS redrives
+FROM pipeline_jobs WHERE run_id = ANY($1)
+"""
+
+# I6: one render per (run, step): keys are content hashes, so two objects are two contents.
+_RENDERS = """
+SELECT run_id, step_id, count(*) AS renders FROM pipeline_artifacts
+WHERE run_id = ANY($1) AND kind = 'render_image' GROUP BY 1, 2 HAVING count(*) > 1
+"""
+
+_BLOCK_REASONS = """
+SELECT coalesce(block_reason, status) AS reason, count(*) AS runs FROM pipeline_runs
+WHERE run_id = ANY($1) AND status <> 'completed' GROUP BY 1 ORDER BY 2 DESC
+"""
+
+_TERMINAL = """
+SELECT count(*) FILTER (WHERE status IN ('completed', 'blocked', 'failed', 'rejected')) AS terminal,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'blocked') AS blocked,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+FROM pipeline_runs WHERE run_id = ANY($1)
+"""
+
+
+async def check_database(
+    conn: asyncpg.Connection,
+    acked: Sequence[str],
+    indeterminate: Sequence[str] = (),
+    *,
+    max_attempts: int = 3,
+) -> DbFigures:
+    """I1-I6 on the runs of one test (acked step-0 requests, and the indeterminate ones)."""
+    runs = list(acked)
+    every = runs + [r for r in indeterminate if r not in runs]
+    lost = await conn.fetch(_LOST_STEPS, runs)
+    twice = await conn.fetch(_INDETERMINATE_TWICE, list(indeterminate))
+    physical = await conn.fetch(_DUP_PHYSICAL, every)
+    logical = await conn.fetch(_DUP_LOGICAL, every)
+    not_terminal = await conn.fetch(_NOT_TERMINAL, runs)
+    contradicts = await conn.fetch(_STATUS_CONTRADICTS, runs)
+    over = await conn.fetch(_ATTEMPTS, every, max_attempts)
+    worst = await conn.fetchrow(_MAX_ATTEMPTS, every)
+    calls_over = await conn.fetch(_CALLS_OVER_BUDGET, every, max_attempts)
+    max_calls = await conn.fetchval(_MAX_CALLS, every)
+    stale = await conn.fetch(_STALE_ACCEPTED, every)
+    refused = await conn.fetchval(_STALE_REFUSED, every)
+    takeovers = await conn.fetchrow(_TAKEOVERS, every)
+    renders = await conn.fetch(_RENDERS, every)
+    terminal = await conn.fetchrow(_TERMINAL, runs)
+    reasons = await conn.fetch(_BLOCK_REASONS, runs)
+    checks = (
+        Check("I1", "lost_steps", len(lost), _rows(lost)),
+        Check("I1", "indeterminate_processed_twice", len(twice), _rows(twice)),
+        Check("I2", "dup_decisions_physical", len(physical), _rows(physical)),
+        Check("I2", "dup_decisions_logical", len(logical), _rows(logical)),
+        Check("I3", "runs_not_terminal", len(not_terminal), _rows(not_terminal)),
+        Check("I3", "status_contradicts_decisions", len(contradicts), _rows(contradicts)),
+        Check("I4", "steps_over_attempt_budget", len(over), _rows(over)),
+        Check("I4", "steps_over_model_call_budget", len(calls_over), _rows(calls_over)),
+        Check("I5", "stale_epoch_writes_accepted", len(stale), _rows(stale)),
+        Check("I6", "double_renders", len(renders), _rows(renders)),
+    )
+    info = {
+        "max_attempts": int(worst["worst"]),
+        "max_step_attempt": int(worst["attempt"]),
+        "max_deliveries": int(worst["deliveries"]),
+        "max_llm_calls_per_key": int(max_calls),
+        "stale_writes_refused": int(refused),
+        "jobs_taken_over": int(takeovers["taken_over"]),
+        "redrives": int(takeovers["redrives"]),
+        "completed": int(terminal["completed"]),
+        "blocked": int(terminal["blocked"]),
+        "failed": int(terminal["failed"]),
+        "not_completed_by_reason": {r["reason"]: int(r["runs"]) for r in reasons},
+    }
+    return DbFigures(len(runs), int(terminal["terminal"]), checks, info)

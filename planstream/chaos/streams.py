@@ -1,0 +1,197 @@
+"""The offline checkers over Kafka: I8 (lag back to 0), I9 (bad input dead-lettered, not
+processed), record sizes, duplicate records, and a readable dump of every topic for I7.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from planstream.chaos.checkers import Check
+from planstream.settings import Settings
+from topics import CATALOGUE, DEAD_LETTER, TopicSpec
+
+__all__ = [
+    "DeadLetter",
+    "Record",
+    "consumer_lag",
+    "dead_letters",
+    "duplicate_keys",
+    "group_ids",
+    "read_topic",
+    "read_topics",
+]
+
+# What each service's consumer group reads (the agents' topics).
+SERVICE_TOPICS: dict[str, tuple[str, ...]] = {
+    "image_io": ("planstream.step.requested.v1",),
+    "info_worker": ("planstream.image.ready.v1", "planstream.info.requested.v1"),
+    "comparison_worker": ("planstream.info.extracted.v1",),
+    "supervisor": ("planstream.comparison.completed.v1", "planstream.step.failed.v1"),
+    "render_worker": ("planstream.render.requested.v1",),
+    "decisions_sink": ("planstream.decision.made.v1",),
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.value or b"null")
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: Record
+
+    def header(self, name: str) -> str:
+        for key, value in self.record.headers:
+            if key == f"planstream-{name}":
+                return value.decode(errors="replace")
+        return ""
+
+
+def _consumer(settings: Settings, **options: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        request_timeout_ms=30_000,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+        **options,
+    )
+
+
+async def read_topics(
+    settings: Settings, names: Iterable[str], since: dict[TopicPartition, int] | None = None
+) -> list[Record]:
+    """Every record now on the named (full) topics, from ``since`` (or the beginning)."""
+    consumer = _consumer(settings)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(name, p)
+            for name in names
+            for p in sorted(consumer.partitions_for_topic(name) or range(settings.topic_partitions))
+        ]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        for tp, offset in (since or {}).items():
+            if tp in partitions:
+                consumer.seek(tp, offset)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Record] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*partitions, timeout_ms=2_000)
+            for tp, messages in batch.items():
+                records.extend(
+                    Record(
+                        tp.topic,
+                        tp.partition,
+                        m.offset,
+                        m.key,
+                        m.value,
+                        tuple(m.headers),
+                        m.timestamp,
+                    )
+                    for m in messages
+                    if m.offset < ends[tp]
+                )
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(settings: Settings, names: Iterable[str]) -> dict[TopicPartition, int]:
+    consumer = _consumer(settings)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(name, p) for name in names for p in range(settings.topic_partitions)
+        ]
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+def namespace_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOGUE) -> list[str]:
+    return [spec.full_name(settings.topic_namespace) for spec in specs]
+
+
+async def read_topic(settings: Settings, spec: TopicSpec) -> list[Record]:
+    return await read_topics(settings, [spec.full_name(settings.topic_namespace)])
+
+
+async def dead_letters(
+    settings: Settings, since: dict[TopicPartition, int] | None = None
+) -> list[DeadLetter]:
+    records = await read_topics(settings, [DEAD_LETTER.full_name(settings.topic_namespace)], since)
+    return [DeadLetter(record) for record in records]
+
+
+def group_ids(settings: Settings, services: Iterable[str]) -> dict[str, str]:
+    return {s: f"planstream-{s}{settings.app_id_suffix}" for s in services}
+
+
+async def consumer_lag(settings: Settings) -> Check:
+    """I8: for every service's group, committed offset == end offset on every partition."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30_000
+    )
+    await admin.start()
+    consumer = _consumer(settings)
+    await consumer.start()
+    try:
+        behind: list[str] = []
+        total = 0
+        for service, group in group_ids(settings, SERVICE_TOPICS).items():
+            committed = await admin.list_consumer_group_offsets(group)
+            names = [settings.topic_namespace + t for t in SERVICE_TOPICS[service]]
+            partitions = [
+                TopicPartition(n, p) for n in names for p in range(settings.topic_partitions)
+            ]
+            ends = await consumer.end_offsets(partitions)
+            starts = await consumer.beginning_offsets(partitions)
+            for tp in partitions:
+                meta = committed.get(tp)
+                at = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+                lag = max(0, ends[tp] - at)
+                if lag:
+                    total += lag
+                    behind.append(
+                        f"{group} {tp.topic}[{tp.partition}] committed {at} end {ends[tp]}"
+                    )
+        return Check("I8", "consumer_lag", total, tuple(behind[:10]))
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def duplicate_keys(records: Sequence[Record]) -> Counter[str]:
+    """Idempotency keys that appear on more than one record (tolerated; reported)."""
+    keys: Counter[str] = Counter()
+    for record in records:
+        value = record.json()
+        if isinstance(value, dict) and isinstance(value.get("idempotency_key"), str):
+            keys[value["idempotency_key"]] += 1
+    return Counter({key: n for key, n in keys.items() if n > 1})
+
+
+def max_record_bytes(records: Sequence[Record]) -> int:
+    return max((len(r.value or b"") for r in records), default=0)
