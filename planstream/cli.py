@@ -103,6 +103,13 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
     return decide_command.main(args.case)
 
 
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream import services
+
+    services.serve_all(settings, settings.work_dir / "services")
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from planstream import demo
 
@@ -126,6 +133,13 @@ def _samples(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"wrote {len(manifest.samples)} samples and manifest.json to {args.dir}")
     return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.bench import command
+
+    profile = "quick" if args.quick else args.profile
+    return command.run_command(settings, profile=profile, out=args.out, only=args.only)
 
 
 def _model_server(args: argparse.Namespace, settings: Settings) -> int:
@@ -158,47 +172,8 @@ def _add_runs(sub: Any) -> None:
     runs.set_defaults(handler=_runs)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="planstream", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    stack = sub.add_parser("stack", help="the local stack: Kafka, PostgreSQL, S3, model server")
-    stack.add_argument("action", choices=["up", "down", "status"])
-    stack.set_defaults(handler=_stack)
-
-    db = sub.add_parser("db", help="PostgreSQL schema")
-    db.add_argument("action", choices=["migrate"])
-    db.set_defaults(handler=_db)
-
-    topics = sub.add_parser("topics", help="create the catalogue's topics on the broker")
-    topics.add_argument("action", choices=["ensure"])
-    topics.set_defaults(handler=_topics)
-
-    schemas = sub.add_parser("schemas", help="JSON Schemas generated from the event models")
-    schemas.add_argument("action", choices=["write", "check"])
-    schemas.add_argument("--dir", default="schemas")
-    schemas.set_defaults(handler=_schemas)
-
-    serve = sub.add_parser("serve", help="run the HTTP ingress")
-    serve.set_defaults(handler=_serve)
-
-    worker = sub.add_parser("worker", help="run one Faust service")
-    worker.add_argument(
-        "service",
-        choices=[
-            "image_io",
-            "info_worker",
-            "comparison_worker",
-            "supervisor",
-            "decisions_sink",
-            "render_worker",
-            "sweeper",
-        ],
-    )
-    worker.set_defaults(handler=_worker)
-
-    _add_runs(sub)
-
+def _add_tools(sub: Any) -> None:
+    """Operations and tools: dlq, decide, demo, samples, model-server, bench."""
     dlq = sub.add_parser("dlq", help="dead letters: list them, or redrive them after a fix")
     dlq.add_argument("action", choices=["list", "redrive"])
     dlq.add_argument("--run", default=None, help="only this run's dead letters")
@@ -236,6 +211,60 @@ def _parser() -> argparse.ArgumentParser:
 
     model_server = sub.add_parser("model-server", help="run the scripted OpenAI-compatible server")
     model_server.set_defaults(handler=_model_server)
+
+    bench = sub.add_parser("bench", help="benchmarks against raw baselines on the local stack")
+    bench.add_argument("--quick", action="store_true", help="the quick profile (< 5 minutes)")
+    bench.add_argument("--profile", choices=["full", "quick", "tiny"], default="full")
+    bench.add_argument("--out", type=Path, default=Path("reports"), help="where the reports go")
+    bench.add_argument("--only", default=None, help="comma-separated figures (default: all)")
+    bench.set_defaults(handler=_bench)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="planstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local stack: Kafka, PostgreSQL, S3, model server")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(handler=_stack)
+
+    db = sub.add_parser("db", help="PostgreSQL schema")
+    db.add_argument("action", choices=["migrate"])
+    db.set_defaults(handler=_db)
+
+    topics = sub.add_parser("topics", help="create the catalogue's topics on the broker")
+    topics.add_argument("action", choices=["ensure"])
+    topics.set_defaults(handler=_topics)
+
+    schemas = sub.add_parser("schemas", help="JSON Schemas generated from the event models")
+    schemas.add_argument("action", choices=["write", "check"])
+    schemas.add_argument("--dir", default="schemas")
+    schemas.set_defaults(handler=_schemas)
+
+    up = sub.add_parser("up", help="the ingress and every worker, in the foreground")
+    up.set_defaults(handler=_up)
+
+    serve = sub.add_parser("serve", help="run the HTTP ingress")
+    serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser("worker", help="run one Faust service")
+    worker.add_argument(
+        "service",
+        choices=[
+            "image_io",
+            "info_worker",
+            "comparison_worker",
+            "supervisor",
+            "decisions_sink",
+            "render_worker",
+            "sweeper",
+        ],
+    )
+    worker.set_defaults(handler=_worker)
+
+    _add_runs(sub)
+
+    _add_tools(sub)
     return parser
 
 

@@ -16,9 +16,6 @@ from typing import Any
 import aiohttp
 
 from planstream import services
-from planstream.adapters.db import migrate
-from planstream.adapters.kafka import ensure_topics
-from planstream.adapters.storage import Storage
 from planstream.client import PlanstreamClient
 from planstream.samples.generator import generate
 from planstream.samples.manifest import SampleEntry
@@ -104,17 +101,6 @@ async def _follow(
         await asyncio.sleep(_POLL_S)
 
 
-async def _prepare(settings: Settings) -> None:
-    await migrate(settings.dsn)
-    await ensure_topics(settings)
-    storage = Storage(settings)
-    await storage.start()
-    try:
-        await storage.ensure_bucket()
-    finally:
-        await storage.stop()
-
-
 async def _runs(
     settings: Settings, folder: Path, samples: tuple[SampleEntry, ...], timeout_s: float
 ) -> list[Outcome]:
@@ -129,7 +115,7 @@ def run_demo(settings: Settings, *, count: int, seed: int, timeout_s: float) -> 
     """The whole demo; 0 when every run ended as its scenario expects."""
     if stack.up(settings) != 0:
         return 2
-    asyncio.run(_prepare(settings))
+    asyncio.run(services.prepare(settings))
     root = settings.model_samples_dir
     for old in root.glob("demo-*"):
         shutil.rmtree(old, ignore_errors=True)
@@ -137,9 +123,8 @@ def run_demo(settings: Settings, *, count: int, seed: int, timeout_s: float) -> 
     manifest = generate(folder, seed=seed, count=count, max_attempts=settings.max_attempts)
     print(f"samples: {len(manifest.samples)} plans in {folder} (seed {seed})")
     log_dir = settings.work_dir / "demo" / "logs"
-    chosen = [services.ingress(), *(services.worker(name) for name in services.WORKERS)]
     started = time.monotonic()
-    with services.running(settings, chosen, log_dir):
+    with services.running(settings, services.everything(), log_dir):
         print(f"services: ingress and {len(services.WORKERS)} workers up, logs in {log_dir}")
         outcomes = asyncio.run(_runs(settings, folder, manifest.samples, timeout_s))
     for outcome in outcomes:

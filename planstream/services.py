@@ -5,18 +5,33 @@ settings, logs to its own file, counts as started once its log says it is ready,
 stopped (SIGTERM, then SIGKILL) when the block ends.
 """
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from planstream.adapters.db import migrate
+from planstream.adapters.kafka import ensure_topics
+from planstream.adapters.storage import Storage
 from planstream.settings import ENV_PREFIX, Settings
 
-__all__ = ["WORKERS", "Service", "ingress", "running", "worker"]
+__all__ = [
+    "WORKERS",
+    "Service",
+    "everything",
+    "ingress",
+    "prepare",
+    "running",
+    "serve_all",
+    "worker",
+]
 
 WORKERS = (
     "image_io",
@@ -37,6 +52,18 @@ class Service:
     name: str
     args: tuple[str, ...]
     ready: str
+
+
+async def prepare(settings: Settings) -> None:
+    """What the services need before they start: the schema, the topics, the bucket."""
+    await migrate(settings.dsn)
+    await ensure_topics(settings)
+    storage = Storage(settings)
+    await storage.start()
+    try:
+        await storage.ensure_bucket()
+    finally:
+        await storage.stop()
 
 
 def ingress() -> Service:
@@ -75,6 +102,26 @@ def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def everything() -> list[Service]:
+    """The ingress and every worker."""
+    return [ingress(), *(worker(name) for name in WORKERS)]
+
+
+def serve_all(settings: Settings, log_dir: Path) -> None:
+    """Prepare, then run the ingress and every worker until SIGINT or SIGTERM."""
+    asyncio.run(prepare(settings))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with running(settings, everything(), log_dir):
+        print(
+            f"ingress on http://{settings.ingress_host}:{settings.ingress_port}, "
+            f"{len(WORKERS)} workers; logs in {log_dir}; Ctrl-C stops them",
+            flush=True,
+        )
+        stop.wait()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from planstream.adapters.db import create_pool, migrate
 from planstream.adapters.kafka import ensure_topics
 from planstream.adapters.repository import Repository
 from planstream.adapters.storage import Storage
-from planstream.services import WORKERS, ingress, running, worker
+from planstream.services import everything, running
 from planstream.settings import Settings
 from tests.integration.stackkit import ROOT, isolated_settings
 
@@ -92,6 +92,5 @@ def logs() -> Path:
 @pytest.fixture(scope="session")
 def ingress_url(settings: Settings, logs: Path) -> Iterator[str]:
     """The ingress and every Faust worker as subprocesses; yields the ingress's base URL."""
-    chosen = [ingress(), *(worker(name) for name in WORKERS)]
-    with running(settings, chosen, logs):
+    with running(settings, everything(), logs):
         yield f"http://127.0.0.1:{settings.ingress_port}"
