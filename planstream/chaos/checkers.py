@@ -146,6 +146,12 @@ SELECT count(*) FILTER (WHERE lease_epoch > 1) AS taken_over, coalesce(sum(redri
 FROM pipeline_jobs WHERE run_id = ANY($1)
 """
 
+# I8: after the quiesce no lease may still be held (a job left running is hanging work).
+_HELD = """
+SELECT job_id, service, run_id, step_id, attempt, attempts, lease_epoch, redrives, lease_expires_at
+FROM pipeline_jobs WHERE run_id = ANY($1) AND status = 'running'
+"""
+
 # I6: one render per (run, step): keys are content hashes, so two objects are two contents.
 _RENDERS = """
 SELECT run_id, step_id, count(*) AS renders FROM pipeline_artifacts
@@ -190,6 +196,7 @@ async def check_database(
     refused = await conn.fetchval(_STALE_REFUSED, every)
     takeovers = await conn.fetchrow(_TAKEOVERS, every)
     renders = await conn.fetch(_RENDERS, every)
+    held = await conn.fetch(_HELD, every)
     terminal = await conn.fetchrow(_TERMINAL, runs)
     reasons = await conn.fetch(_BLOCK_REASONS, runs)
     checks = (
@@ -203,6 +210,7 @@ async def check_database(
         Check("I4", "steps_over_model_call_budget", len(calls_over), _rows(calls_over)),
         Check("I5", "stale_epoch_writes_accepted", len(stale), _rows(stale)),
         Check("I6", "double_renders", len(renders), _rows(renders)),
+        Check("I8", "leases_held_after_quiesce", len(held), _rows(held)),
     )
     info = {
         "max_attempts": int(worst["worst"]),

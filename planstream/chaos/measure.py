@@ -19,7 +19,16 @@ from planstream.chaos.harness import Harness
 from planstream.chaos.load import Ledger
 from planstream.chaos.report import Result
 from planstream.chaos.secrets import Scan, log_offsets, scan_database, scan_logs, scan_records
-from planstream.chaos.streams import consumer_lag, end_offsets, namespace_topics, read_topics
+from planstream.chaos.streams import (
+    consumer_lag,
+    done_without_output,
+    end_offsets,
+    max_record_bytes,
+    namespace_topics,
+    outputs_by_key,
+    read_topics,
+    reexecutions,
+)
 
 __all__ = ["Marks", "mark", "measure", "quiesce", "thresholds"]
 
@@ -147,10 +156,17 @@ async def measure(
             conn, ledger.acked, ledger.indeterminate, max_attempts=harness.settings.max_attempts
         )
         db_scan = await scan_database(conn, harness.canaries.values())
+        jobs = await conn.fetch(
+            "SELECT service, idempotency_key, status FROM pipeline_jobs WHERE run_id = ANY($1)",
+            ledger.run_ids,
+        )
     finally:
         await conn.close()
     lag = await consumer_lag(harness.settings)
     records = await read_topics(harness.settings, namespace_topics(harness.settings), marks.topics)
+    mine = {run.encode() for run in ledger.run_ids}
+    counts = outputs_by_key([r for r in records if r.key in mine], harness.settings.topic_namespace)
+    unfinished = done_without_output([(j[0], j[1], j[2]) for j in jobs], counts)
     canaries = harness.canaries.values()
     scan = scan_logs(harness.rig.log_files(), canaries, marks.logs).add(
         scan_records(records, canaries)
@@ -175,10 +191,12 @@ async def measure(
         "stub_calls_per_key_max": stub,
         "indeterminate": len(ledger.indeterminate),
         "raw_escapes_in_logs": scan.escapes,
+        "reexecutions": reexecutions(counts),
+        "max_record_bytes": max_record_bytes(records),
         **(figures or {}),
     }
     violations = thresholds(result, harness.settings.max_attempts)
-    for check in (*db.checks, lag, *extra_checks):
+    for check in (*db.checks, lag, unfinished, *extra_checks):
         if check.value:
             violations.append(
                 f"{check.invariant} {check.name}={check.value}: {'; '.join(check.evidence[:3])}"

@@ -24,7 +24,7 @@ from planstream.chaos.proxy import LoopThread
 
 __all__ = ["ModelCallSeen", "ModelFaults", "ModelPlan", "Template"]
 
-Fault = Literal["500", "429", "reset", "hang", "template"]
+Fault = Literal["500", "429", "reset", "hang", "delay", "drip", "template"]
 Template = Literal[
     "invalid_json",
     "length",
@@ -55,6 +55,9 @@ class ModelPlan:
     template: Template | None = None
     retry_after_s: int = 2
     hang_s: float = 600.0
+    delay_s: float = 0.0
+    drip_s: float = 1.0
+    drip_for_s: float = 60.0
     redirect_to: str = ""
     seed: int = 0
 
@@ -234,6 +237,11 @@ class ModelFaults:
             self._record(route, schema, key, fault, 0)
             await asyncio.sleep(plan.hang_s)
             return await self._forward(request, raw, route, schema, key, record=False)
+        if fault == "delay":
+            await asyncio.sleep(plan.delay_s)
+            return await self._forward(request, raw, route, schema, key)
+        if fault == "drip":
+            return await self._drip(request, raw, plan, route, schema, key)
         assert plan.template is not None
         return await self._template(request, raw, plan, route, schema, key)
 
@@ -351,6 +359,31 @@ class ModelFaults:
                 return completion(json.dumps(document), "stop")
             case _:
                 return completion(content, "stop")
+
+    async def _drip(
+        self,
+        request: web.Request,
+        raw: bytes,
+        plan: ModelPlan,
+        route: str,
+        schema: str,
+        key: str | None,
+    ) -> web.StreamResponse:
+        """The real answer, one byte every ``drip_s`` for ``drip_for_s``, then the rest."""
+        status, headers, data = await self._upstream_call(request, raw)
+        self._record(route, schema, key, "drip", status)
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = len(data)
+        await response.prepare(request)
+        sent = 0
+        until = time.monotonic() + plan.drip_for_s
+        while sent < len(data) and time.monotonic() < until:
+            await response.write(data[sent : sent + 1])
+            sent += 1
+            await asyncio.sleep(plan.drip_s)
+        await response.write(data[sent:])
+        await response.write_eof()
+        return response
 
     async def _huge(self, request: web.Request) -> web.StreamResponse:
         """A 10 MB body, generated while it is sent (valid JSON, one giant content string)."""

@@ -195,3 +195,48 @@ def duplicate_keys(records: Sequence[Record]) -> Counter[str]:
 
 def max_record_bytes(records: Sequence[Record]) -> int:
     return max((len(r.value or b"") for r in records), default=0)
+
+
+# What each step service emits when it finishes a job (the event carries the step attempt's key).
+SERVICE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "image_io": ("planstream.image.ready.v1", "planstream.step.failed.v1"),
+    "info_worker": ("planstream.info.extracted.v1", "planstream.step.failed.v1"),
+    "comparison_worker": ("planstream.comparison.completed.v1", "planstream.step.failed.v1"),
+    "supervisor": ("planstream.decision.made.v1",),
+    "render_worker": ("planstream.step.requested.v1", "planstream.step.failed.v1"),
+}
+# A job the sweeper gave up: a step service's ends as WORKER_LOST on step.failed, the
+# Supervisor's ends its run as failed (no event).
+_NO_OUTPUT_NEEDED = {("supervisor", "failed")}
+
+
+def outputs_by_key(records: Sequence[Record], namespace: str) -> dict[tuple[str, str], int]:
+    """How many records each (topic, idempotency key) has, topic without the namespace."""
+    counts: dict[tuple[str, str], int] = {}
+    for record in records:
+        value = record.json()
+        if not isinstance(value, dict) or not isinstance(value.get("idempotency_key"), str):
+            continue
+        key = (record.topic.removeprefix(namespace), value["idempotency_key"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def done_without_output(
+    jobs: Sequence[tuple[str, str, str]], counts: dict[tuple[str, str], int]
+) -> Check:
+    """Jobs (service, job key, status) that finished but whose output is on no topic (I1)."""
+    missing = []
+    for service, job_key, status in jobs:
+        topics = SERVICE_OUTPUTS.get(service)
+        if topics is None or status == "running" or (service, status) in _NO_OUTPUT_NEEDED:
+            continue
+        step_key = job_key.split(":", 1)[1]
+        if not any(counts.get((topic, step_key)) for topic in topics):
+            missing.append(f"{job_key} ({status})")
+    return Check("I1", "jobs_done_without_output", len(missing), tuple(missing[:10]))
+
+
+def reexecutions(counts: dict[tuple[str, str], int]) -> int:
+    """Outputs emitted more than once for one step attempt (tolerated; absorbed downstream)."""
+    return sum(n - 1 for n in counts.values() if n > 1)
