@@ -79,17 +79,31 @@ async def _open_runs(harness: Harness, runs: Sequence[str]) -> tuple[int, int]:
 
 
 async def quiesce(harness: Harness, ledger: Ledger, timeout_s: float) -> float:
-    """Wait until every run ended, no lease is held and the lag is 0; the seconds it took."""
+    """Wait until every run ended, no lease is held and the lag is 0; the seconds it took.
+
+    A held lease resolves within its deliveries (each a lease plus a sweep), so that wait is
+    bounded by them, not by ``timeout_s``: a lease still held after it is a finding, not a
+    reason to wait longer.
+    """
     began = time.monotonic()
-    deadline = began + timeout_s
+    s = harness.settings
     runs = ledger.run_ids
-    while time.monotonic() < deadline:
-        open_runs, leased = await _open_runs(harness, runs)
-        if open_runs == 0 and leased == 0:
-            lag = await consumer_lag(harness.settings)
-            if lag.value == 0:
+    stages = (
+        ("runs", timeout_s),
+        ("leases", (s.lease_s + s.sweeper_interval_s) * s.max_attempts + 30.0),
+        ("lag", 60.0),
+    )
+    for stage, budget in stages:
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            open_runs, leased = await _open_runs(harness, runs)
+            if stage == "runs" and open_runs == 0:
                 break
-        await asyncio.sleep(2.0)
+            if stage == "leases" and leased == 0:
+                break
+            if stage == "lag" and (await consumer_lag(s)).value == 0:
+                break
+            await asyncio.sleep(2.0)
     return time.monotonic() - began
 
 

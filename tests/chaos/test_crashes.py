@@ -83,8 +83,10 @@ async def test_t01_random_kill_minus_9_under_load(
 ) -> None:
     for repeat in range(1, profile.repeats + 1):
         marks = await mark(env)
+        span_s = profile.kills * profile.kill_every_s
+        count = profile.runs * 2
         load = asyncio.create_task(
-            env.load(profile.runs, seed=seed + repeat, rate_per_s=profile.rate_per_s / 2)
+            env.load(count, seed=seed + repeat, rate_per_s=count / span_s, scenarios=FULL_RUNS)
         )
         kills = await faults.kill_loop(
             env,
