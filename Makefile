@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLANSTREAM := $(BIN)/planstream
 
-.PHONY: setup test test-unit test-integration lint schemas demo stack-up stack-down clean
+.PHONY: setup test test-unit test-integration lint schemas demo stack-up stack-down clean bench bench-quick
 
 setup: $(BIN)/.installed
 
@@ -33,6 +33,14 @@ schemas: setup
 
 demo: setup
 	$(PLANSTREAM) demo
+
+# Benchmarks against raw baselines on the local stack (docs/benchmarks.md); reports/ gets both
+# reports. bench-quick takes under 5 minutes, the full profile about half an hour.
+bench: setup
+	$(PLANSTREAM) bench
+
+bench-quick: setup
+	$(PLANSTREAM) bench --quick
 
 stack-up: setup
 	$(PLANSTREAM) stack up
