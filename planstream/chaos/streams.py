@@ -240,3 +240,23 @@ def done_without_output(
 def reexecutions(counts: dict[tuple[str, str], int]) -> int:
     """Outputs emitted more than once for one step attempt (tolerated; absorbed downstream)."""
     return sum(n - 1 for n in counts.values() if n > 1)
+
+
+def dead_letter_counts(
+    letters: Sequence[DeadLetter], injected: Iterable[tuple[str, int | None, int | None]]
+) -> dict[tuple[str, int, int], int]:
+    """I9: how many dead letters name each injected record (topic, partition, offset) as their
+    source; a refused input must have exactly one."""
+    wanted = {(t, p, o): 0 for t, p, o in injected if p is not None and o is not None}
+    for letter in letters:
+        try:
+            source = (
+                letter.header("source-topic"),
+                int(letter.header("source-partition")),
+                int(letter.header("source-offset")),
+            )
+        except ValueError:
+            continue
+        if source in wanted:
+            wanted[source] += 1
+    return wanted

@@ -33,7 +33,12 @@ from planstream.chaos.measure import mark, measure, quiesce
 from planstream.chaos.modelfaults import ModelPlan
 from planstream.chaos.profiles import Profile
 from planstream.chaos.report import Result
-from planstream.chaos.streams import dead_letters, namespace_topics, read_topics
+from planstream.chaos.streams import (
+    dead_letter_counts,
+    dead_letters,
+    namespace_topics,
+    read_topics,
+)
 from topics import COMPARISON_COMPLETED, IMAGE_READY, STEP_FAILED, STEP_REQUESTED
 
 
@@ -62,16 +67,8 @@ async def _effects(env: Harness, run_ids: list[str]) -> int:
 
 async def _dead_lettered(env: Harness, marks, injected) -> dict[tuple[str, int, int], int]:
     """How many dead letters each injected record (topic, partition, offset) got."""
-    wanted = {(p.topic, p.partition, p.offset): 0 for p in injected if p.offset is not None}
-    for letter in await dead_letters(env.settings, marks.topics):
-        coordinates = (
-            letter.header("source-topic"),
-            int(letter.header("source-partition") or -1),
-            int(letter.header("source-offset") or -1),
-        )
-        if coordinates in wanted:
-            wanted[coordinates] += 1
-    return wanted
+    letters = await dead_letters(env.settings, marks.topics)
+    return dead_letter_counts(letters, [(p.topic, p.partition, p.offset) for p in injected])
 
 
 def _dlq_cli(env: Harness, since: datetime) -> tuple[int, str]:
