@@ -179,7 +179,7 @@ async def request_step(request: web.Request) -> web.Response:
     stored, created = await repo.request_step(
         job,
         request_key=key,
-        payload_ref={"artifact_ids": [source]},
+        payload_ref={"topic": STEP_REQUESTED.name, "event": event.model_dump(mode="json")},
         max_attempts=settings.max_attempts,
         publish=lambda: publisher.publish(STEP_REQUESTED, event),
     )

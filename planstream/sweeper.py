@@ -39,10 +39,15 @@ class Sweeper:
         settings = self._rt.settings
         expired = await self._leases.expired(settings.lease_s, settings.sweeper_batch)
         for job in expired:
-            await self._handle(job)
+            try:
+                await self._handle(job)
+            except Exception:  # one bad job must not stop the others' re-drives
+                log.exception("could not re-drive a job", extra={"job_id": job["job_id"]})
         return len(expired)
 
     async def _handle(self, job: dict[str, Any]) -> None:
+        if "topic" not in job["payload_ref"]:
+            raise LookupError(f"job {job['job_id']} keeps no event to deliver again")
         spec = by_name(job["payload_ref"]["topic"])
         assert spec.value_model is not None
         event = spec.value_model.model_validate(job["payload_ref"]["event"])

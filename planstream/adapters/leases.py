@@ -24,6 +24,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         'running', 1, $9, now(), now() + make_interval(secs => $10), 1)
 ON CONFLICT (idempotency_key) DO UPDATE SET
     status = 'running',
+    payload_ref = CASE WHEN j.payload_ref ? 'topic' THEN j.payload_ref
+                       ELSE EXCLUDED.payload_ref END,
     attempts = j.attempts + 1,
     locked_by = EXCLUDED.locked_by,
     locked_at = now(),

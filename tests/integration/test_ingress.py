@@ -133,10 +133,13 @@ async def test_twenty_identical_requests_make_one_job_and_one_event(
     # Another key for the same step still finds the same job: a step attempt runs once.
     status, again = await _post(url=url, http=http, headers={"Idempotency-Key": "second-tab"})
     assert (status, again["job_id"], again["replayed"]) == (200, answers[0][1]["job_id"], True)
-    jobs = await pool.fetchval(
-        "SELECT count(*) FROM pipeline_jobs WHERE run_id = $1 AND service = 'image_io'", run_id
+    jobs = await pool.fetch(
+        "SELECT payload_ref FROM pipeline_jobs WHERE run_id = $1 AND service = 'image_io'", run_id
     )
-    assert jobs == 1
+    assert len(jobs) == 1
+    # The job keeps the request it published, so the sweeper can deliver it again.
+    assert jobs[0]["payload_ref"]["topic"] == STEP_REQUESTED.name
+    assert jobs[0]["payload_ref"]["event"]["run_id"] == run_id
     published = [m for m in await read_topic(settings, STEP_REQUESTED) if m.key == run_id.encode()]
     assert len(published) == 1
 
