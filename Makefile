@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLANSTREAM := $(BIN)/planstream
 
-.PHONY: setup test test-unit test-integration lint schemas demo stack-up stack-down clean bench bench-quick
+.PHONY: setup test test-unit test-integration lint schemas demo stack-up stack-down clean bench bench-quick \
+	chaos chaos-short
 
 setup: $(BIN)/.installed
 
@@ -41,6 +42,28 @@ bench: setup
 
 bench-quick: setup
 	$(PLANSTREAM) bench --quick
+
+# The fault suite (docs/reliability.md): real workers killed, paused, starved, fed bad input, the
+# invariants I1-I9 checked offline after each fault. `chaos` is the full profile and writes
+# reports/reliability.md; `chaos-short` is the short-lease profile CI runs (about 20 minutes).
+# Either writes its report even when a test fails, then exits with pytest's status.
+CHAOS_TESTS := tests/chaos/test_checkers.py tests/chaos/test_baseline.py \
+	tests/chaos/test_inputs.py tests/chaos/test_model.py tests/chaos/test_dedup.py \
+	tests/chaos/test_crashes.py tests/chaos/test_storage.py tests/chaos/test_secrets.py \
+	tests/chaos/test_replay.py tests/chaos/test_infra.py
+CHAOS_RUN = mkdir -p .planstream/chaos && rm -f .planstream/chaos/results-$(1).jsonl && \
+	PLANSTREAM_CHAOS_PROFILE=$(1) PLANSTREAM_CHAOS_RESULTS=.planstream/chaos/results-$(1).jsonl \
+	$(BIN)/pytest $(CHAOS_TESTS) -m chaos --timeout 3600 -p no:cacheprovider; status=$$?; \
+	$(BIN)/python -m planstream.chaos.report --profile $(1) \
+	--results .planstream/chaos/results-$(1).jsonl --out $(2); exit $$status
+
+chaos: setup
+	$(PLANSTREAM) stack up
+	$(call CHAOS_RUN,full,reports/reliability.md)
+
+chaos-short: setup
+	$(PLANSTREAM) stack up
+	$(call CHAOS_RUN,short,.planstream/chaos/reliability-short.md)
 
 stack-up: setup
 	$(PLANSTREAM) stack up
