@@ -20,6 +20,7 @@ from planstream.chaos.load import Ledger
 from planstream.chaos.report import Result
 from planstream.chaos.secrets import Scan, log_offsets, scan_database, scan_logs, scan_records
 from planstream.chaos.streams import (
+    OffsetSampler,
     consumer_lag,
     done_without_output,
     end_offsets,
@@ -28,6 +29,7 @@ from planstream.chaos.streams import (
     outputs_by_key,
     read_topics,
     reexecutions,
+    trace_unfinished,
 )
 
 __all__ = ["Marks", "mark", "measure", "quiesce", "thresholds"]
@@ -43,6 +45,7 @@ class Marks:
     topics: dict[TopicPartition, int]
     db_scan: Scan
     model_calls_since: float = field(default=0.0)
+    sampler: OffsetSampler | None = None
 
 
 async def mark(harness: Harness) -> Marks:
@@ -60,6 +63,7 @@ async def mark(harness: Harness) -> Marks:
         topics,
         baseline,
         now,
+        OffsetSampler(harness.settings).start(),
     )
 
 
@@ -164,12 +168,22 @@ async def measure(
     figures: dict[str, Any] | None = None,
 ) -> Result:
     """Fill ``result`` from every checker on ``ledger``'s runs; verdict and violations too."""
+    if marks.sampler is not None:
+        await marks.sampler.stop()
     conn = await harness.connect()
     try:
         db: DbFigures = await check_database(
             conn, ledger.acked, ledger.indeterminate, max_attempts=harness.settings.max_attempts
         )
         db_scan = await scan_database(conn, harness.canaries.values())
+        open_runs = [
+            r["run_id"]
+            for r in await conn.fetch(
+                "SELECT run_id FROM pipeline_runs WHERE run_id = ANY($1)"
+                " AND status NOT IN ('completed', 'blocked', 'failed', 'rejected')",
+                ledger.acked,
+            )
+        ]
         jobs = await conn.fetch(
             "SELECT service, idempotency_key, status FROM pipeline_jobs WHERE run_id = ANY($1)",
             ledger.run_ids,
@@ -209,6 +223,10 @@ async def measure(
         "max_record_bytes": max_record_bytes(records),
         **(figures or {}),
     }
+    if open_runs:
+        result.figures["unfinished_traces"] = await trace_unfinished(
+            harness.settings, open_runs[:5], marks.sampler
+        )
     violations = thresholds(result, harness.settings.max_attempts)
     for check in (*db.checks, lag, unfinished, *extra_checks):
         if check.value:

@@ -2,7 +2,10 @@
 processed), record sizes, duplicate records, and a readable dump of every topic for I7.
 """
 
+import asyncio
+import contextlib
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -260,3 +263,76 @@ def dead_letter_counts(
         if source in wanted:
             wanted[source] += 1
     return wanted
+
+
+class OffsetSampler:
+    """Samples every service group's committed offsets while a fault runs, so a lost message can
+    be traced to the moment its group committed past it without processing it."""
+
+    def __init__(self, settings: Settings, every_s: float = 1.0) -> None:
+        self._settings = settings
+        self._groups = group_ids(settings, SERVICE_TOPICS)
+        self._every_s = every_s
+        self.samples: list[tuple[float, dict[tuple[str, int], int]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> "OffsetSampler":
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            while True:
+                snapshot: dict[tuple[str, int], int] = {}
+                for group in self._groups.values():
+                    with contextlib.suppress(Exception):
+                        committed = await admin.list_consumer_group_offsets(group)
+                        for tp, meta in committed.items():
+                            snapshot[(tp.topic, tp.partition)] = meta.offset
+                self.samples.append((time.time(), snapshot))
+                await asyncio.sleep(self._every_s)
+        finally:
+            await admin.close()
+
+    def passed(self, topic: str, partition: int, offset: int) -> float | None:
+        """When the consuming group's committed offset first went past ``offset`` (epoch s)."""
+        for at, snapshot in self.samples:
+            if snapshot.get((topic, partition), -1) > offset:
+                return at
+        return None
+
+
+async def trace_unfinished(
+    settings: Settings, run_ids: Sequence[str], sampler: OffsetSampler | None = None
+) -> list[str]:
+    """For each run: the last event on a consumed topic, and when its group committed past it."""
+    if not run_ids:
+        return []
+    consumed = {t for topics in SERVICE_TOPICS.values() for t in topics}
+    names = [settings.topic_namespace + t for t in sorted(consumed)]
+    records = await read_topics(settings, names)
+    traces = []
+    for run_id in run_ids:
+        mine = [r for r in records if r.key == run_id.encode()]
+        if not mine:
+            traces.append(f"{run_id}: no event on any consumed topic")
+            continue
+        last = max(mine, key=lambda r: r.timestamp_ms)
+        when = sampler.passed(last.topic, last.partition, last.offset) if sampler else None
+        kind = (last.json() or {}).get("kind")
+        where = (
+            f"{last.topic.removeprefix(settings.topic_namespace)}[{last.partition}]@{last.offset}"
+        )
+        committed = f"committed past it at {when:.1f}" if when else "not seen committed"
+        traces.append(
+            f"{run_id}: last {kind} {where} at {last.timestamp_ms / 1000:.1f}, {committed}"
+        )
+    return traces
