@@ -58,23 +58,32 @@ def _pipeline(figure: Figure, details: Mapping[str, Any]) -> list[str]:
 def _slow(figure: Figure, details: Mapping[str, Any]) -> list[str]:
     notes = [pair_line(pair) for pair in figure.pairs]
     limit = details.get("model_concurrency")
-    notes.append(
-        f"Answered calls {number(float(details.get('calls', 0)))}; ideal = calls x delay /"
-        f" {limit}; a tighter bound that gives each service its own pool of {limit} is"
-        f" {number(float(details.get('pipelined_bound', 0)))} s."
-    )
-    peaks = {k.split(":", 1)[1]: v for k, v in details.items() if k.startswith("peak_in_flight:")}
-    if peaks:
-        shown = ", ".join(f"{purpose} {number(float(v))}" for purpose, v in sorted(peaks.items()))
-        notes.append(f"Most calls in flight at once (median over repeats): {shown}.")
+    for prefix, what in (("", "Submitted"), ("ready:", "From ImageReady")):
+        if f"{prefix}calls" not in details:
+            continue
+        peaks = {
+            k.rsplit(":", 1)[1]: v
+            for k, v in details.items()
+            if k.startswith(f"{prefix}peak_in_flight:")
+        }
+        shown = ", ".join(f"{p} {number(float(v))}" for p, v in sorted(peaks.items()))
+        notes.append(
+            f"{what}: {number(float(details[prefix + 'calls']))} answered calls; the most in"
+            f" flight at once: {shown} (limit {limit} per process); a bound that gives each"
+            f" service its own pool is {number(float(details[prefix + 'pipelined_bound']))} s;"
+            f" the machine kept {number(float(details[prefix + 'machine_cores_busy']))} cores"
+            " busy."
+        )
     done = details.get("image_io_done")
     if done is not None:
         notes.append(
-            f"Image I/O had handed on the last run after {number(float(done))} s: model calls"
-            " cannot be in flight for runs Image I/O has not reached yet."
+            f"Submitted: Image I/O had handed on the last run after {number(float(done))} s;"
+            " no model call can start for a run Image I/O has not reached, so the model-bound"
+            " services never get near their limit while Image I/O feeds them one event at a"
+            " time."
         )
     default = details.get("default_model_concurrency")
-    notes.append(f"Default model_concurrency is {default} calls per worker process.")
+    notes.append(f"The default model_concurrency is {default} calls per worker process.")
     return notes
 
 

@@ -20,11 +20,13 @@ import asyncpg
 from planstream.adapters.db import create_pool
 from planstream.adapters.leases import JobLeases
 from planstream.bench import rows
+from planstream.bench.hop import step_request
 from planstream.bench.profile import Profile
 from planstream.bench.stats import BenchmarkFailed, Figure, Pair, Series, verify_exactly_once
 from planstream.bench.workspace import Workspace
 from planstream.ids import new_id
 from planstream.records import Lease
+from topics import STEP_REQUESTED
 
 __all__ = ["run_dedup"]
 
@@ -35,6 +37,11 @@ _PLAIN = (
     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING job_id"
 )
 Check = Callable[[str, str, str], Awaitable[bool]]
+
+
+def _payload(run_id: str) -> dict[str, object]:
+    """What ``Jobs.begin`` keeps with a job: its topic and the event, for a re-drive."""
+    return {"topic": STEP_REQUESTED.name, "event": step_request(run_id).model_dump(mode="json")}
 
 
 async def _loops(
@@ -54,9 +61,12 @@ async def _loops(
 
 
 async def _variant(
-    variant: str, pool: asyncpg.Pool, keys: Sequence[tuple[str, str]], profile: Profile
+    variant: str,
+    pool: asyncpg.Pool,
+    keys: Sequence[tuple[str, str]],
+    profile: Profile,
+    max_attempts: int,
 ) -> float:
-    settings_attempts = 3
     leases = JobLeases(pool)
 
     async def lease(run_id: str, key: str, worker: str) -> bool:
@@ -67,8 +77,8 @@ async def _variant(
             attempt=1,
             service="image_io",
             idempotency_key=key,
-            payload_ref={},
-            max_attempts=settings_attempts,
+            payload_ref=_payload(run_id),
+            max_attempts=max_attempts,
             worker_id=worker,
             lease_s=300,
         )
@@ -77,7 +87,9 @@ async def _variant(
         return isinstance(result, Lease)
 
     async def plain(run_id: str, key: str, worker: str) -> bool:
-        job = await pool.fetchval(_PLAIN, new_id("job"), run_id, key, {}, settings_attempts)
+        job = await pool.fetchval(
+            _PLAIN, new_id("job"), run_id, key, _payload(run_id), max_attempts
+        )
         return job is not None
 
     seconds, outcomes = await _loops(
@@ -113,7 +125,9 @@ async def run_dedup(workspace: Workspace, profile: Profile) -> Figure:
                     (runs[i % _RUNS], f"image_io:{uuid.uuid4().hex}")
                     for i in range(profile.dedup_keys)
                 ]
-                results[variant].append(await _variant(variant, pool, keys, profile))
+                results[variant].append(
+                    await _variant(variant, pool, keys, profile, settings.max_attempts)
+                )
     finally:
         await pool.close()
     figure.repeats = profile.repeats

@@ -11,9 +11,9 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal
 
@@ -24,15 +24,19 @@ from planstream.adapters.storage import Storage
 from planstream.bench import children, cpu, kafka_io, model_server, seeding
 from planstream.bench.stats import BenchmarkFailed, verify_exactly_once
 from planstream.bench.workspace import Workspace
-from planstream.events import step_key
+from planstream.events import ImageReady, step_key
+from planstream.ids import new_id
 from planstream.samples.generator import generate
 from planstream.settings import Settings
 from planstream.stack.processes import port_open
+from planstream.wire import encode_event
 from topics import DEAD_LETTER, DECISION_MADE, IMAGE_READY, STEP_REQUESTED
 
-__all__ = ["ModelCall", "Pipeline", "cpu_now", "free_port", "peak_in_flight"]
+__all__ = ["Pipeline", "cpu_labels", "cpu_now", "free_port"]
 
 SampleKind = Literal["correct", "hang"]
+_ASSIGNED = "Executing _on_partitions_assigned"
+_RECOVERED = "[^---Recovery]: Worker ready"
 
 
 def free_port() -> int:
@@ -43,12 +47,18 @@ def free_port() -> int:
             return port
 
 
-@dataclass(frozen=True)
-class ModelCall:
-    purpose: str
-    outcome: str
-    started: float
-    ended: float
+def _ready(run: seeding.SeededRun) -> ImageReady:
+    return ImageReady(
+        event_id=new_id("evt"),
+        run_id=run.run_id,
+        occurred_at=datetime.now(UTC),
+        step_id=0,
+        attempt=1,
+        idempotency_key=step_key(run.run_id, 0, 1),
+        job_id=new_id("job"),
+        artifact_ids=[run.artifact_id],
+        quality="2K",
+    )
 
 
 class Pipeline:
@@ -67,6 +77,7 @@ class Pipeline:
         self.logs = workspace.logs / name
         self._stack = AsyncExitStack()
         self._images: dict[str, tuple[bytes, str]] = {}
+        self._sizes: dict[str, tuple[int, int]] = {}
         self.pool: asyncpg.Pool
         self.storage = Storage(self.settings)
         self.producer = kafka_io.new_producer(self.settings)
@@ -89,6 +100,7 @@ class Pipeline:
             for sample in manifest.samples:
                 image = (folder / sample.file).read_bytes()
                 self._images[sample.scenario] = (image, sample.request_text)
+                self._sizes[sample.scenario] = (sample.width_px, sample.height_px)
             self.pool = await create_pool(self.settings.dsn, max_size=4)
             stack.push_async_callback(self.pool.close)
             await self.storage.start()
@@ -110,10 +122,44 @@ class Pipeline:
     ) -> None:
         await self._stack.aclose()
 
-    def extra_workers(self, copy: int = 2) -> AbstractAsyncContextManager[None]:
-        """A second process of every service, for as long as the block runs."""
-        chosen = [children.worker(name, copy) for name in children.PIPELINE if name != "sweeper"]
-        return children.run_children(self.settings, chosen, self.logs)
+    @asynccontextmanager
+    async def extra_workers(self, copy: int = 2) -> AsyncIterator[None]:
+        """A second process of every Faust service while the block runs; the groups settled.
+
+        Events sent while a group rebalances can be lost (see docs/benchmarks.md), so the
+        block starts, and ends, only once every first process has recovered its new partitions.
+        """
+        names = [name for name in children.PIPELINE if name != "sweeper"]
+        chosen = [children.worker(name, copy) for name in names]
+        before = self._assignments(names)
+        async with children.run_children(self.settings, chosen, self.logs):
+            await self._settled(names, before)
+            before = self._assignments(names)
+            yield
+        await self._settled(names, before)
+
+    def _assignments(self, names: Sequence[str]) -> dict[str, tuple[int, bool]]:
+        """Per first process: rebalances seen so far, and whether the last one has recovered."""
+        found = {}
+        for name in names:
+            text = (self.logs / f"{name}.log").read_text(errors="replace")
+            count = text.count(_ASSIGNED)
+            last = text.rfind(_ASSIGNED)
+            found[name] = (count, text.find(_RECOVERED, last) > last)
+        return found
+
+    async def _settled(
+        self, names: Sequence[str], before: dict[str, tuple[int, bool]], timeout_s: float = 60
+    ) -> None:
+        """Wait until every first process has rebalanced since ``before`` and recovered."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            now = self._assignments(names)
+            if all(now[n][0] > before[n][0] and now[n][1] for n in names):
+                return
+            if time.monotonic() > deadline:
+                raise BenchmarkFailed(f"the consumer groups did not settle: {now}")
+            await asyncio.sleep(0.2)
 
     async def set_model_delay(self, seconds: float) -> None:
         await model_server.set_delay(self.settings, seconds)
@@ -130,6 +176,33 @@ class Pipeline:
         return await seeding.seed_runs(
             self.settings, self.pool, self.storage, image, request_text, ids
         )
+
+    async def seed_ready(self, count: int) -> list[seeding.SeededRun]:
+        """Runs whose step 0 is past Image I/O: the image's facts recorded, ImageReady's bytes.
+
+        What Image I/O leaves for the next services (the measured size, the quality band), so
+        the model-bound services can be clocked on their own.
+        """
+        runs = await self.seed(count)
+        width, height = self._sizes["correct"]
+        facts = {"width_px": width, "height_px": height, "quality": "2K", "within_band": True}
+        await self.pool.execute(
+            "UPDATE pipeline_artifacts SET metadata_json = metadata_json || $2"
+            " WHERE artifact_id = ANY($1)",
+            [run.artifact_id for run in runs],
+            facts,
+        )
+        size = self.settings.max_event_bytes
+        return [
+            seeding.SeededRun(run.run_id, encode_event(_ready(run), size), run.artifact_id)
+            for run in runs
+        ]
+
+    async def submit_ready(self, runs: Sequence[seeding.SeededRun]) -> float:
+        """Publish ready runs' ImageReady events at once; the clock when the first went out."""
+        topic = IMAGE_READY.full_name(self.settings.topic_namespace)
+        messages = [(run.key, run.request) for run in runs]
+        return await kafka_io.send_all(self.producer, topic, messages)
 
     @property
     def requests_topic(self) -> str:
@@ -187,29 +260,6 @@ class Pipeline:
         if any(key.decode(errors="replace") in ours for key in dead):
             raise BenchmarkFailed("a run's event was dead-lettered")
         return Counter(event["decision"] for event in events)
-
-    async def model_calls(self, runs: Sequence[seeding.SeededRun]) -> list[ModelCall]:
-        """The runs' model calls: purpose, outcome, and when each started and ended (s)."""
-        rows = await self.pool.fetch(
-            "SELECT purpose, outcome, latency_ms,"
-            " extract(epoch FROM created_at)::float8 AS ended"
-            " FROM pipeline_model_calls WHERE run_id = ANY($1)",
-            [run.run_id for run in runs],
-        )
-        return [
-            ModelCall(r["purpose"], r["outcome"], r["ended"] - r["latency_ms"] / 1000, r["ended"])
-            for r in rows
-        ]
-
-
-def peak_in_flight(calls: Sequence[ModelCall]) -> int:
-    """The most calls that were in flight at the same moment."""
-    edges = sorted([(c.started, 1) for c in calls] + [(c.ended, -1) for c in calls])
-    peak = current = 0
-    for _, step in edges:
-        current += step
-        peak = max(peak, current)
-    return peak
 
 
 def cpu_labels() -> dict[str, list[str]]:

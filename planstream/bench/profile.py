@@ -15,7 +15,7 @@ class Profile:
     hop_latency_messages: int
     hop_latency_rate: float
     pipeline_runs: int
-    scaling: bool
+    scaling_repeats: int
     slow_runs: int
     slow_repeats: int
     hang_s: float
@@ -35,7 +35,7 @@ FULL = Profile(
     hop_latency_messages=500,
     hop_latency_rate=100.0,
     pipeline_runs=200,
-    scaling=True,
+    scaling_repeats=5,
     slow_runs=500,
     slow_repeats=5,
     hang_s=60.0,
@@ -47,12 +47,12 @@ FULL = Profile(
 QUICK = Profile(
     name="quick",
     repeats=2,
-    hop_messages=1_000,
+    hop_messages=800,
     hop_latency_messages=100,
     hop_latency_rate=100.0,
-    pipeline_runs=30,
-    scaling=True,
-    slow_runs=120,
+    pipeline_runs=24,
+    scaling_repeats=1,
+    slow_runs=100,
     slow_repeats=1,
     hang_s=10.0,
     hol_runs=12,
@@ -68,7 +68,7 @@ TINY = Profile(
     hop_latency_messages=10,
     hop_latency_rate=50.0,
     pipeline_runs=4,
-    scaling=False,
+    scaling_repeats=0,
     slow_runs=8,
     slow_repeats=1,
     slow_delay_s=0.2,

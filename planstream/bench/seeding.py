@@ -29,10 +29,11 @@ _PUTS_IN_FLIGHT = 16
 
 @dataclass(frozen=True)
 class SeededRun:
-    """A run whose step 0 can be requested: its id and the request's bytes."""
+    """A run whose step 0 can be requested: its id, the request's bytes, its source image."""
 
     run_id: str
     request: bytes
+    artifact_id: str
 
     @property
     def key(self) -> bytes:
@@ -121,6 +122,5 @@ async def seed_runs(
                 for r in ids
             ],
         )
-    return [
-        SeededRun(r, encode_event(_request(r, artifacts[r]), settings.max_event_bytes)) for r in ids
-    ]
+    size = settings.max_event_bytes
+    return [SeededRun(r, encode_event(_request(r, artifacts[r]), size), artifacts[r]) for r in ids]
