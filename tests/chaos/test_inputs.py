@@ -145,12 +145,19 @@ async def test_t16_poison_messages(env: Harness, profile: Profile, seed: int, re
     drained = await quiesce(env, ledger, profile.quiesce_s)
     letters = await _dead_lettered(env, marks, injected)
     cli_code, cli_out = await asyncio.to_thread(_dlq_cli, env, started)
-    listed = sum(
-        1
-        for line in cli_out.splitlines()
-        if line.strip()
-        and any(f'"{p.offset}"' in line or f": {p.offset}" in line for p in injected)
-    )
+    wanted = {(p.topic, p.partition, p.offset) for p in injected}
+    listed = 0
+    for line in cli_out.splitlines():
+        try:
+            letter = json.loads(line)
+        except ValueError:
+            continue
+        source = (
+            letter.get("source_topic"),
+            letter.get("source_partition"),
+            letter.get("source_offset"),
+        )
+        listed += source in wanted
     result = Result(
         "T16",
         "poison messages",
@@ -165,8 +172,9 @@ async def test_t16_poison_messages(env: Harness, profile: Profile, seed: int, re
     ]
     if await _effects(env, [ghost, made.run_id]):
         checks.append(Check("I9", "a poison message had an effect (job/decision/model call)", 1))
-    if cli_code != 0:
-        checks.append(Check("T16", f"planstream dlq list failed ({cli_code})", 1))
+    if cli_code != 0 or listed != len(wanted):
+        problem = f"planstream dlq list (exit {cli_code}) listed {listed}/{len(wanted)}"
+        checks.append(Check("T16", problem, 1))
     figures = {
         "poison": len(injected),
         "dead_letters_each": sorted(letters.values()),
@@ -500,11 +508,13 @@ async def test_t24_ssrf_through_every_url_field(
             if c.image_key and not c.image_key.startswith(bucket_prefix)
         ]
         records = await read_topics(env.settings, namespace_topics(env.settings), marks.topics)
-        in_events = sum(
+        ours = {(p.topic, p.partition, p.offset) for p in injected}
+        in_events = sum(  # events planstream produced (not our injections, not dead letters)
             1
             for r in records
             if f"127.0.0.1:{canary.port}".encode() in (r.value or b"")
             and not r.topic.endswith("dead-letter.v1")
+            and (r.topic, r.partition, r.offset) not in ours
         )
         checks = []
         if canary.connections:
