@@ -23,6 +23,7 @@ def _verdict(figure: Figure) -> list[str]:
 
 def _hop(figure: Figure, details: Mapping[str, Any]) -> list[str]:
     notes = [pair_line(pair) for pair in figure.pairs if "messages/s" in pair.metric]
+    notes += _busy(details)
     notes.append(
         "The planstream hop decodes and validates every event with pydantic (ids, guards),"
         " builds and validates the next event, writes the service's dedup mark (one changelog"
@@ -35,11 +36,18 @@ def _hop(figure: Figure, details: Mapping[str, Any]) -> list[str]:
         " (Info Worker, Comparison Worker, Supervisor) overlap them across runs too, which is"
         " the second pair. Image I/O, which awaits each event in turn, is the first pair's shape."
     )
+    if figure.target_met is False:
+        notes.append(
+            "What would fix it: less work per event in the agent path (Faust's per-event stream"
+            " machinery dominates the CPU per message, pydantic's decode is a small part), or"
+            " overlapping the acknowledgement waits by handing events to the WorkPool, as the"
+            " pooled row shows."
+        )
     return notes
 
 
 def _pipeline(figure: Figure, details: Mapping[str, Any]) -> list[str]:
-    notes = [pair_line(pair) for pair in figure.pairs]
+    notes = [pair_line(pair) for pair in figure.pairs] + _busy(details)
     cpu = details.get("cpu_ms_per_run_by_process")
     if isinstance(cpu, dict) and cpu:
         parts = ", ".join(f"{name} {number(value)} ms" for name, value in sorted(cpu.items()))
@@ -51,6 +59,14 @@ def _pipeline(figure: Figure, details: Mapping[str, Any]) -> list[str]:
             " and reads it from S3, every service leases and finishes its job in PostgreSQL and"
             " stores or reads artifacts, and three model calls each fetch the image again. The"
             " raw chain only moves the same JSON."
+        )
+    if figure.target_met is False:
+        notes.append(
+            "What would fix it: Image I/O's work through the WorkPool as the other services do"
+            " (its S3 and database waits and the decode thread then overlap across runs), the"
+            " upright size computed from the EXIF orientation instead of a transposed copy, then"
+            " more Image I/O processes. Against a chain that only moves JSON the target stays"
+            " out of reach while a step decodes a 5.6-megapixel image and writes its records."
         )
     return notes
 
@@ -84,6 +100,13 @@ def _slow(figure: Figure, details: Mapping[str, Any]) -> list[str]:
         )
     default = details.get("default_model_concurrency")
     notes.append(f"The default model_concurrency is {default} calls per worker process.")
+    if figure.target_met is False:
+        notes.append(
+            "What would fix it: first Image I/O (see figure 2), so that runs reach the model"
+            " stages as fast as they are submitted; then CPU for the model-bound services (each"
+            " call also leases a job, stores two artifacts, records the call, and the scripted"
+            " server fetches the image), i.e. more cores or processes than this machine has."
+        )
     return notes
 
 
@@ -100,8 +123,35 @@ def _hol(figure: Figure, details: Mapping[str, Any]) -> list[str]:
     return notes
 
 
+def _sink(figure: Figure, details: Mapping[str, Any]) -> list[str]:
+    notes = [pair_line(pair) for pair in figure.pairs]
+    per_row = details.get("sink_cpu_us_per_row")
+    if per_row is not None:
+        notes.append(
+            f"The sink process spent {number(float(per_row))} µs of CPU per row (median):"
+            " Faust's per-event stream machinery, then pydantic's decode (about 30 µs) and"
+            " asyncpg's encoding. The DecisionLog.write row shows the database side alone: it"
+            " inserts the rows, then updates pipeline_runs with one statement per row."
+        )
+    if figure.target_met is False:
+        notes.append(
+            "What would fix it: consume decisions in batches outside Faust's per-event stream"
+            " (or run a second sink process; the topic has four partitions), and advance the"
+            " runs with one set-based UPDATE per batch (docs/benchmarks.md has the measurement)."
+        )
+    return notes
+
+
+def _busy(details: Mapping[str, Any]) -> list[str]:
+    busy = {k.split(":", 1)[1]: v for k, v in details.items() if k.startswith("machine_cores")}
+    if not busy:
+        return []
+    shown = ", ".join(f"{name} {number(float(v))}" for name, v in sorted(busy.items()))
+    return [f"Cores the whole machine kept busy while measuring (of 2): {shown}."]
+
+
 def _plain(figure: Figure, details: Mapping[str, Any]) -> list[str]:
-    return [pair_line(pair) for pair in figure.pairs]
+    return [pair_line(pair) for pair in figure.pairs] + _busy(details)
 
 
 _NOTES: dict[str, Callable[[Figure, Mapping[str, Any]], list[str]]] = {
@@ -109,7 +159,7 @@ _NOTES: dict[str, Callable[[Figure, Mapping[str, Any]], list[str]]] = {
     "pipeline": _pipeline,
     "slow_model": _slow,
     "head_of_line": _hol,
-    "sink": _plain,
+    "sink": _sink,
     "dedup": _plain,
     "scaling": _plain,
 }

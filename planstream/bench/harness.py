@@ -9,6 +9,7 @@ per step attempt on the topic and in ``pipeline_decisions``, nothing dead-letter
 import asyncio
 import json
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -28,7 +29,6 @@ from planstream.events import ImageReady, step_key
 from planstream.ids import new_id
 from planstream.samples.generator import generate
 from planstream.settings import Settings
-from planstream.stack.processes import port_open
 from planstream.wire import encode_event
 from topics import DEAD_LETTER, DECISION_MADE, IMAGE_READY, STEP_REQUESTED
 
@@ -40,11 +40,10 @@ _RECOVERED = "[^---Recovery]: Worker ready"
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    while True:
-        port = random.randrange(20_000, 60_000)
-        if not port_open("127.0.0.1", port):
-            return port
+    """A loopback port free now (the kernel's pick, as the integration tests do)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _ready(run: seeding.SeededRun) -> ImageReady:

@@ -43,6 +43,7 @@ FULL = Profile(
     hol_window_s=40.0,
     sink_rows=20_000,
     dedup_keys=5_000,
+    timeout_s=900.0,
 )
 QUICK = Profile(
     name="quick",
