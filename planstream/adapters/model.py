@@ -4,9 +4,11 @@ The client's own retries are off; ``planstream.retrying`` decides, so that every
 toward the step's budget. OpenAI's exceptions are translated here, at the boundary.
 """
 
+import asyncio
 import base64
 import email.utils
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +22,11 @@ from planstream.errors import PermanentError, RetryableError
 from planstream.settings import Settings
 
 __all__ = ["ChatAnswer", "ImageAnswer", "ModelClient", "ModelRefused", "ModelUnavailable"]
+
+
+_DEADLINE = "the model did not finish its answer within the timeout"
+# Secret-shaped tokens a server may echo back (OpenAI keys, bearer tokens).
+_KEY_SHAPED = re.compile(r"(?:sk|pk|rk)-[A-Za-z0-9_-]{6,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
 class ModelUnavailable(RetryableError):
@@ -112,6 +119,17 @@ class ModelClient:
             await self._client.close()
             self._client = None
 
+    def _scrubbed(self, error: Exception) -> Exception:
+        """``error`` with the API key (or anything shaped like one) cut out of its message."""
+        text = str(error)
+        key = self._settings.model_api_key
+        if key and len(key) >= 4:
+            text = text.replace(key, "[redacted]")
+        text = _KEY_SHAPED.sub("[redacted]", text)
+        if isinstance(error, ModelUnavailable):
+            return ModelUnavailable(text, error.outcome, error.retry_after_s)
+        return type(error)(text)
+
     @property
     def _api(self) -> openai.AsyncOpenAI:
         assert self._client is not None, "ModelClient.start() was not awaited"
@@ -128,18 +146,21 @@ class ModelClient:
         """A structured answer against ``schema`` (strict); size-capped, never retried here."""
         started = time.monotonic()
         try:
-            response = await self._api.chat.completions.with_raw_response.create(
-                model=model,
-                messages=messages,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": schema_name, "strict": True, "schema": schema},
-                },
-                max_completion_tokens=self._settings.model_max_output_tokens,
-            )
+            async with asyncio.timeout(self._settings.model_timeout_s):
+                response = await self._api.chat.completions.with_raw_response.create(
+                    model=model,
+                    messages=messages,
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": schema_name, "strict": True, "schema": schema},
+                    },
+                    max_completion_tokens=self._settings.model_max_output_tokens,
+                )
+                raw = response.content  # the whole body, inside the deadline
+        except TimeoutError:
+            raise ModelUnavailable(_DEADLINE, "timeout") from None
         except openai.OpenAIError as exc:
-            raise _translate(exc) from None
-        raw = response.content
+            raise self._scrubbed(_translate(exc)) from None
         latency_ms = int((time.monotonic() - started) * 1000)
         if len(raw) > self._settings.model_max_response_bytes:
             return ChatAnswer(None, None, "oversize", 0, 0, latency_ms, raw[:2_000])
@@ -162,15 +183,18 @@ class ModelClient:
         """The model's edit of ``image_png`` at exactly ``width`` x ``height`` (as it claims)."""
         started = time.monotonic()
         try:
-            response = await self._api.images.edit(
-                model=model,
-                image=("source.png", image_png, "image/png"),
-                prompt=prompt,
-                size=f"{width}x{height}",
-                n=1,
-            )
+            async with asyncio.timeout(self._settings.model_timeout_s):
+                response = await self._api.images.edit(
+                    model=model,
+                    image=("source.png", image_png, "image/png"),
+                    prompt=prompt,
+                    size=f"{width}x{height}",
+                    n=1,
+                )
+        except TimeoutError:
+            raise ModelUnavailable(_DEADLINE, "timeout") from None
         except openai.OpenAIError as exc:
-            raise _translate(exc) from None
+            raise self._scrubbed(_translate(exc)) from None
         data = response.data[0].b64_json if response.data else None
         if not data:
             raise ModelRefused("the image answer holds no base64 image")
