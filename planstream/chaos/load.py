@@ -137,7 +137,8 @@ class Load:
                 return LedgerEntry(run_id, sample.scenario, key, "acked", time.time())
             except IngressError as exc:
                 return LedgerEntry(run_id, sample.scenario, key, "refused", time.time(), str(exc))
-            except (RetryableError, aiohttp.ClientError, TimeoutError) as exc:
+            except (RetryableError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                # ValueError: a non-JSON answer (the ingress's plain 500 when PostgreSQL is gone)
                 last = f"{type(exc).__name__}: {exc}"[:300]
                 await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + self._random.random()))
         status: Status = "indeterminate" if run_id else "refused"

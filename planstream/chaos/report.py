@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from planstream.chaos.profiles import PROFILES
+
 __all__ = ["Result", "append", "build_report", "commit_description", "main"]
 
 
@@ -120,6 +122,25 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _profile_note(name: str) -> str:
+    chosen = PROFILES.get(name)
+    if chosen is None:
+        return f"Unknown profile {name!r}."
+    shown = ", ".join(f"{k}={v}" for k, v in chosen.as_dict().items() if k != "name")
+    lease = (
+        " The full profile's lease is 60 s, not the 300 s default: with 300 s, T03 and T18 take"
+        " over ten minutes per repeat."
+        if name == "full"
+        else ""
+    )
+    return (
+        f"`{name}`: {shown}.{lease} Every check is offline, over the whole history, after the"
+        " quiesce; times are from a shared, noisy 2-core machine and are indicative only."
+        " A run counts as terminal when it is completed, blocked (waiting for a person), failed"
+        " or rejected. What one machine cannot show: docs/reliability.md."
+    )
+
+
 def build_report(
     records: Iterable[dict[str, Any]], *, profile: str, commit: str, notes: str = ""
 ) -> tuple[str, dict[str, Any]]:
@@ -176,6 +197,7 @@ def build_report(
             shown = ", ".join(f"{k}={_cell(v)}" for k, v in figures.items())
             lines.append(f"- repeat {index}: {shown}")
         lines.append("")
+    lines += ["## Profile", "", _profile_note(profile), ""]
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]
     data = {"profile": profile, "commit": commit, "tests": rows}

@@ -6,6 +6,7 @@ model call exists for it; the healthy runs sharing its partition finish.
 """
 
 import asyncio
+import io
 import json
 import subprocess
 import sys
@@ -202,7 +203,7 @@ async def _post_sized(
 
         data = stream()
     else:
-        data = body
+        data = io.BytesIO(body)
     try:
         async with session.post(
             url, data=data, headers={"Content-Type": "application/json"}
