@@ -242,10 +242,10 @@ async def test_t03_paused_worker_resumes_after_its_lease_expired(
 async def test_t07_rebalance_storm(env: Harness, profile: Profile, seed: int, record) -> None:
     """Extra workers join and leave (SIGTERM on odd cycles, kill -9 on even) under load."""
     marks = await mark(env)
+    count = profile.runs * 2  # spread over the whole storm, so events arrive mid-rebalance
+    span_s = profile.rebalance_cycles * (profile.rebalance_wait_s + 8.0)
     load = asyncio.create_task(
-        env.load(
-            profile.runs * 2, seed=seed, rate_per_s=profile.rate_per_s / 2, scenarios=FULL_RUNS
-        )
+        env.load(count, seed=seed, rate_per_s=count / span_s, scenarios=FULL_RUNS)
     )
     cycles = []
     for cycle in range(1, profile.rebalance_cycles + 1):
