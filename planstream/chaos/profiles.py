@@ -30,6 +30,7 @@ class Profile:
     crash_rounds: int  # T01: rounds over every named crash point
     kill_every_s: float  # T01: random kill -9 period
     kills: int  # T01: random kills per repeat
+    kill_repeats: int  # T01: repeats of the random kill -9 loop
     dedup_repeats: int  # T02
     pause_extra_s: float  # T03: SIGSTOP for lease + this
     broker_restarts: int  # T05
@@ -60,6 +61,7 @@ SHORT: Final = Profile(
     crash_rounds=1,
     kill_every_s=15.0,
     kills=2,
+    kill_repeats=1,
     dedup_repeats=2,
     pause_extra_s=10.0,
     broker_restarts=1,
@@ -87,6 +89,7 @@ FULL: Final = Profile(
     crash_rounds=5,
     kill_every_s=15.0,
     kills=8,
+    kill_repeats=2,
     dedup_repeats=20,
     pause_extra_s=10.0,
     broker_restarts=5,

@@ -81,7 +81,7 @@ async def test_t01_kill_at_named_crash_points(
 async def test_t01_random_kill_minus_9_under_load(
     env: Harness, profile: Profile, seed: int, record
 ) -> None:
-    for repeat in range(1, profile.repeats + 1):
+    for repeat in range(1, profile.kill_repeats + 1):
         marks = await mark(env)
         span_s = profile.kills * profile.kill_every_s
         count = profile.runs * 2
