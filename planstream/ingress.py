@@ -243,8 +243,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[_SETTINGS].max_request_bytes
         return _error(413, f"request body over the {limit}-byte limit")
-    except RetryableError as exc:
-        log.warning("dependency unavailable: %s", exc)
+    except (RetryableError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.warning("dependency unavailable: %s", type(exc).__name__)
         return _error(503, "a dependency is unavailable; retry with the same Idempotency-Key")
     return response
 
