@@ -13,6 +13,7 @@ from planstream.adapters.kafka import DeadLetteringTopic, DeadLetters, EventCode
 from planstream.crashpoints import crashpoint
 from planstream.errors import PermanentError, RetryableError
 from planstream.events import Event, StepEvent
+from planstream.jobs import JobHeldElsewhere
 from planstream.retrying import RetryPolicy, call_with_retries
 from planstream.runtime import Runtime, open_runtime
 from planstream.settings import Settings
@@ -97,6 +98,9 @@ class PlanstreamApp(faust.App):
             return
         try:
             await call_with_retries(self._retries, handle, what=self.service_name)
+        except JobHeldElsewhere as held:
+            log.info("%s", held)  # not done here: no mark, so a later re-drive still runs
+            return
         except (PermanentError, RetryableError, LookupError) as exc:
             await self.dead_letters.send(event.message, exc)
             return

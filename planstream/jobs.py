@@ -14,9 +14,14 @@ from planstream.records import Lease
 from planstream.settings import Settings
 from topics import TopicSpec
 
-__all__ = ["Jobs", "StepWork"]
+__all__ = ["JobHeldElsewhere", "Jobs", "StepWork"]
 
 log = logging.getLogger(__name__)
+
+
+class JobHeldElsewhere(Exception):
+    """Another worker holds the job's lease: this delivery does nothing, and must not be marked
+    done (the sweeper's re-drive after that worker dies has to run)."""
 
 
 class StepWork:
@@ -82,6 +87,8 @@ class Jobs:
             worker_id=self.worker_id,
             lease_s=self._settings.lease_s,
         )
+        if lease == "leased":
+            raise JobHeldElsewhere(f"{self.service}: another worker holds {event.idempotency_key}")
         if not isinstance(lease, Lease):
             log.info(
                 "%s skipped a step: its job is %s",
