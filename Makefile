@@ -47,7 +47,7 @@ bench-quick: setup
 # invariants I1-I9 checked offline after each fault. `chaos` is the full profile and writes
 # reports/reliability.md; `chaos-short` is the short-lease profile CI runs (about 20 minutes).
 # Either writes its report even when a test fails, then exits with pytest's status.
-CHAOS_TESTS := tests/chaos/test_checkers.py tests/chaos/test_baseline.py \
+CHAOS_TESTS := tests/chaos/test_harness.py tests/chaos/test_checkers.py tests/chaos/test_baseline.py \
 	tests/chaos/test_inputs.py tests/chaos/test_model.py tests/chaos/test_dedup.py \
 	tests/chaos/test_crashes.py tests/chaos/test_storage.py tests/chaos/test_secrets.py \
 	tests/chaos/test_replay.py tests/chaos/test_infra.py
