@@ -19,7 +19,7 @@ from planstream.chaos.load import Ledger, Sample
 from planstream.chaos.measure import first_progress_after, mark, measure, progress_between, quiesce
 from planstream.chaos.profiles import Profile
 from planstream.chaos.report import Result
-from planstream.chaos.streams import read_topics
+from planstream.chaos.streams import dead_letters, read_topics
 from planstream.settings import Settings
 from topics import DECISION_MADE
 
@@ -35,6 +35,15 @@ async def private_env(
         yield harness
     finally:
         await harness.stop()
+
+
+async def _dead_lettered(env: Harness, marks) -> dict[str, int]:
+    """Dead letters written during the test, by service (a transient outage should make none)."""
+    counts: dict[str, int] = {}
+    for letter in await dead_letters(env.settings, marks.topics):
+        service = letter.header("service") or "?"
+        counts[service] = counts.get(service, 0) + 1
+    return counts
 
 
 async def _decision_equality(env: Harness, ledger: Ledger) -> Check:
@@ -102,6 +111,7 @@ async def test_t05_broker_hard_restart_under_load(
             "broker_start_s": round(started_s, 1),
             "workers_restarted": revived,
             "indeterminate_requests": len(ledger.indeterminate),
+            "dead_letters": await _dead_lettered(env, marks),
             "drain_s": round(drained, 1),
         }
         await measure(
@@ -151,6 +161,7 @@ async def test_t08_postgres_down_30_s_under_load(
         "postgres_start_s": round(started_s, 1),
         "workers_restarted": revived,
         "indeterminate_requests": len(ledger.indeterminate),
+        "dead_letters": await _dead_lettered(env, marks),
         "drain_s": round(drained, 1),
     }
     await measure(
