@@ -74,7 +74,7 @@ SHORT: Final = Profile(
     model_storm_s=30.0,
     malformed_each=2,
     s3_down_s=30.0,
-    quiesce_s=420.0,
+    quiesce_s=240.0,
 )
 
 FULL: Final = Profile(
@@ -102,7 +102,7 @@ FULL: Final = Profile(
     model_storm_s=90.0,
     malformed_each=20,
     s3_down_s=30.0,
-    quiesce_s=900.0,
+    quiesce_s=600.0,
 )
 
 PROFILES: Final = {profile.name: profile for profile in (SHORT, FULL)}
