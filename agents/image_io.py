@@ -1,4 +1,8 @@
-"""Image I/O agent: step requests in, ImageReady or StepFailed out (in order, per partition)."""
+"""Image I/O agent: step requests in, ImageReady or StepFailed out; many runs in flight at once.
+
+Each event's work goes to the app's pool, so one run's storage and database waits and its decode
+thread overlap with the others'; the pool keeps a run's step events in order.
+"""
 
 from functools import partial
 
@@ -14,4 +18,4 @@ def build(app: PlanstreamApp) -> None:
     async def image_io(stream):  # type: ignore[no-untyped-def]
         service = ImageIO(await app.runtime())
         async for event in stream.events():
-            await app.process(event, partial(service.handle, event.value))
+            await app.submit(event, partial(service.handle, event.value))

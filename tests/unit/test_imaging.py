@@ -4,9 +4,9 @@ import hashlib
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
-from planstream.imaging import ImageUnreadable, inspect_image
+from planstream.imaging import ImageUnreadable, inspect_image, upright_size
 
 CAP = 48_000_000
 
@@ -65,3 +65,42 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     data = _encode(Image.new("1", (10_000, 10_000)), "PNG")
     with pytest.raises(ImageUnreadable, match="decompression cap"):
         inspect_image(data, CAP)
+
+
+@pytest.mark.parametrize(
+    ("orientation", "upright"),
+    [
+        (1, (2400, 1800)),
+        (2, (2400, 1800)),
+        (3, (2400, 1800)),
+        (4, (2400, 1800)),
+        (5, (1800, 2400)),
+        (6, (1800, 2400)),
+        (7, (1800, 2400)),
+        (8, (1800, 2400)),
+        (0, (2400, 1800)),
+        (9, (2400, 1800)),
+    ],
+)
+def test_orientations_5_to_8_swap_width_and_height(
+    orientation: int, upright: tuple[int, int]
+) -> None:
+    assert upright_size(2400, 1800, orientation) == upright
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_upright_size_matches_pillows_transpose(orientation: int) -> None:
+    image = Image.new("RGB", (30, 20))
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    data = _encode(image, "JPEG", exif=exif.tobytes())
+    with Image.open(io.BytesIO(data)) as opened:
+        transposed = ImageOps.exif_transpose(opened).size
+    facts = inspect_image(data, CAP)
+    assert (facts.width_px, facts.height_px) == transposed
+
+
+def test_truncated_jpeg_is_unreadable() -> None:
+    data = _encode(Image.effect_noise((1000, 800), 64).convert("RGB"), "JPEG")
+    with pytest.raises(ImageUnreadable, match="corrupt"):
+        inspect_image(data[: len(data) // 2], CAP)
