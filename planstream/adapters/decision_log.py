@@ -1,7 +1,9 @@
 """pipeline_decisions and the run's progress, written in batches, idempotently (asyncpg).
 
 A decision row is unique per step attempt, so a replayed event inserts nothing; the run only
-moves forward (a decision older than the newest one applied leaves it alone).
+moves forward (a decision older than the newest one applied leaves it alone). A batch is two
+statements in one transaction: the rows (pipelined by ``executemany``), then one set-based
+UPDATE of the runs, each run moved to the newest decision of the batch.
 """
 
 from collections.abc import Sequence
@@ -12,7 +14,7 @@ import asyncpg
 from planstream.events import DecisionMade
 from planstream.steps import LAST_STEP
 
-__all__ = ["DecisionLog", "decision_row", "run_progress"]
+__all__ = ["DecisionLog", "decision_row", "newest_per_run", "run_progress"]
 
 _INSERT = """
 INSERT INTO pipeline_decisions (
@@ -23,12 +25,16 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (idempotency_key) DO NOTHING
 """
 
-_ADVANCE_RUN = """
-UPDATE pipeline_runs SET
-    status = $4, current_step = $5, block_reason = $6,
-    decided_step = $2, decided_attempt = $3, decided_review = $7, updated_at = now()
-WHERE run_id = $1
-  AND (decided_step, decided_attempt, decided_review) < ($2::smallint, $3::smallint, $7)
+_ADVANCE_RUNS = """
+UPDATE pipeline_runs AS r SET
+    status = d.status, current_step = d.current_step, block_reason = d.block_reason,
+    decided_step = d.step, decided_attempt = d.attempt, decided_review = d.review,
+    updated_at = now()
+FROM unnest($1::text[], $2::smallint[], $3::smallint[], $4::text[], $5::smallint[], $6::text[],
+            $7::boolean[])
+    AS d(run_id, step, attempt, status, current_step, block_reason, review)
+WHERE r.run_id = d.run_id
+  AND (r.decided_step, r.decided_attempt, r.decided_review) < (d.step, d.attempt, d.review)
 """
 
 
@@ -85,6 +91,28 @@ def run_progress(event: DecisionMade) -> tuple[Any, ...]:
     return (event.run_id, step, event.attempt, status, current, event.block_reason, review)
 
 
+def newest_per_run(ordered: Sequence[DecisionMade]) -> list[tuple[Any, ...]]:
+    """Each run's progress from its newest decision in the batch, by (step, attempt, review);
+    of equals the first wins, as applying them one by one in ``ordered`` would leave the run."""
+    newest: dict[str, tuple[Any, ...]] = {}
+    for decision in ordered:
+        progress = run_progress(decision)
+        held = newest.get(decision.run_id)
+        if held is None or _rank(progress) > _rank(held):
+            newest[decision.run_id] = progress
+    return list(newest.values())
+
+
+def _rank(progress: tuple[Any, ...]) -> tuple[int, int, bool]:
+    """How decisions order a run: step, attempt, then a reviewer's over the model's."""
+    return progress[1], progress[2], progress[6]
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column (the arrays ``unnest`` takes)."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 class DecisionLog:
     """Writes batches of decisions in one transaction."""
 
@@ -95,4 +123,6 @@ class DecisionLog:
         ordered = sorted(decisions, key=lambda d: (d.run_id, d.step_id, d.attempt))
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.executemany(_INSERT, [decision_row(d) for d in ordered])
-            await conn.executemany(_ADVANCE_RUN, [run_progress(d) for d in ordered])
+            runs = newest_per_run(ordered)
+            if runs:
+                await conn.execute(_ADVANCE_RUNS, *_columns(runs))
