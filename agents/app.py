@@ -4,27 +4,30 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
-from faust.types import EventT
+from faust.types import EventT, TransportT
 
+from agents.consumer import FlowSafeTransport
+from planstream.adapters.db import OUTAGE_ERRORS
 from planstream.adapters.kafka import DeadLetteringTopic, DeadLetters, EventCodec
 from planstream.crashpoints import crashpoint
 from planstream.errors import PermanentError, RetryableError
 from planstream.events import Event, StepEvent
 from planstream.jobs import JobHeldElsewhere
-from planstream.retrying import RetryPolicy, call_with_retries
+from planstream.retrying import RetryPolicy, call_through_outages, call_with_retries
 from planstream.runtime import Runtime, open_runtime
 from planstream.settings import Settings
 from planstream.workpool import WorkPool
-from topics import TopicSpec
+from topics import TopicSpec, by_name
 
 __all__ = ["PlanstreamApp", "TopicPublisher", "create_app"]
 
 log = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 class PlanstreamApp(faust.App):
@@ -53,6 +56,10 @@ class PlanstreamApp(faust.App):
                 )
                 self.on_close(close)
             return self._runtime
+
+    def _new_transport(self) -> TransportT:
+        # The consumer that never counts a message read unless a stream took it (agents/consumer).
+        return FlowSafeTransport(self.conf.broker_consumer, self)
 
     def on_close(self, closer: Closer) -> None:
         """Run ``closer`` when the app stops (a pool or client an agent opened)."""
@@ -97,7 +104,9 @@ class PlanstreamApp(faust.App):
         if self._already_done(key):
             return
         try:
-            await call_with_retries(self._retries, handle, what=self.service_name)
+            await self._through_outages(
+                lambda: call_with_retries(self._retries, handle, what=self.service_name)
+            )
         except JobHeldElsewhere as held:
             log.info("%s", held)  # not done here: no mark, so a later re-drive still runs
             return
@@ -112,10 +121,26 @@ class PlanstreamApp(faust.App):
         self.dedup[key] = time.time()
 
     async def submit(self, event: EventT[Event], handle: Callable[[], Awaitable[object]]) -> None:
-        """Process the event in the background pool, one at a time per run and step."""
+        """Record the event's job, then process it in the background pool, one at a time per
+        run and step. The agent acknowledges the event when this returns, so the job row must
+        exist first: PostgreSQL, not the offset, then holds the work (the sweeper re-drives it)."""
         value = cast(Event, event.value)
+        if isinstance(value, StepEvent):
+            source = by_name(event.message.topic.removeprefix(self.settings.topic_namespace))
+            runtime = await self.runtime()
+            await self._through_outages(lambda: runtime.jobs.receive(value, source))
         key = (value.run_id, getattr(value, "step_id", None))
         await self.pool.submit(key, lambda: self.process(event, handle))
+
+    async def _through_outages(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, tried again for as long as PostgreSQL is unreachable: an outage is no
+        fault of the event, so it is neither acknowledged nor dead-lettered meanwhile."""
+        return await call_through_outages(
+            call,
+            OUTAGE_ERRORS,
+            max_delay_s=self.settings.db_outage_retry_max_s,
+            what=f"{self.service_name} (PostgreSQL)",
+        )
 
 
 def _dedup_key(service: str, value: Event) -> str:

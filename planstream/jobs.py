@@ -69,6 +69,28 @@ class Jobs:
         self.service = service
         self.worker_id = worker_id
 
+    def key(self, event: StepEvent) -> str:
+        """The job's idempotency key: one job per service and step attempt."""
+        return f"{self.service}:{event.idempotency_key}"
+
+    async def receive(self, event: StepEvent, source: TopicSpec) -> bool:
+        """Record the job as pending before its event's offset may be committed.
+
+        From then on PostgreSQL, not the consumer offset, holds the work: if this process dies
+        (or the event is dropped) before a worker leases the job, the sweeper delivers the kept
+        event again. False when the event names no known run (nothing to record).
+        """
+        return await self._leases.receive(
+            job_id=new_id("job"),
+            run_id=event.run_id,
+            step_id=event.step_id,
+            attempt=event.attempt,
+            service=self.service,
+            idempotency_key=self.key(event),
+            payload_ref=_kept(event, source),
+            max_attempts=self._settings.max_attempts,
+        )
+
     async def begin(self, event: StepEvent, source: TopicSpec) -> StepWork | None:
         """Lease the job for the step attempt ``event`` names, or None if it is not ours to do.
 
@@ -81,8 +103,8 @@ class Jobs:
             step_id=event.step_id,
             attempt=event.attempt,
             service=self.service,
-            idempotency_key=f"{self.service}:{event.idempotency_key}",
-            payload_ref={"topic": source.name, "event": event.model_dump(mode="json")},
+            idempotency_key=self.key(event),
+            payload_ref=_kept(event, source),
             max_attempts=self._settings.max_attempts,
             worker_id=self.worker_id,
             lease_s=self._settings.lease_s,
@@ -124,3 +146,8 @@ class Jobs:
                 extra={"job_id": work.lease.job_id, "epoch": work.lease.epoch},
             )
         return accepted
+
+
+def _kept(event: StepEvent, source: TopicSpec) -> dict[str, Any]:
+    """What a job keeps so that the sweeper can deliver its event again."""
+    return {"topic": source.name, "event": event.model_dump(mode="json")}

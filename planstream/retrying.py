@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from planstream.errors import RetryableError
 
-__all__ = ["RetryPolicy", "backoff_delay", "call_with_retries"]
+__all__ = ["RetryPolicy", "backoff_delay", "call_through_outages", "call_with_retries"]
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +49,26 @@ async def call_with_retries(
             log.warning("%s failed (%s); retry %d in %.2fs", what, exc, failures, delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+async def call_through_outages(
+    call: Callable[[], Awaitable[T]],
+    outages: tuple[type[BaseException], ...],
+    *,
+    max_delay_s: float,
+    what: str,
+    draw: Callable[[], float] = random.random,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run ``call``; while it fails with one of ``outages`` (a dependency is down, not the
+    work), wait with backoff and try again, for as long as the outage lasts."""
+    policy = RetryPolicy(base_delay_s=0.5, max_delay_s=max_delay_s)
+    failures = 0
+    while True:
+        try:
+            return await call()
+        except outages as exc:
+            failures += 1
+            delay = backoff_delay(policy, failures, draw())
+            log.warning("%s: outage (%s); try %d again in %.1fs", what, exc, failures, delay)
+            await sleep(delay)

@@ -131,6 +131,9 @@ class Settings(BaseModel):
     db_timeout_s: float = Field(default=10.0, gt=0)
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
+    db_outage_retry_max_s: float = Field(
+        default=10.0, gt=0, description="longest wait between tries while PostgreSQL is down"
+    )
 
     # The decisions sink.
     sink_batch_size: int = Field(default=500, ge=1)

@@ -1,9 +1,12 @@
-"""The sweeper: re-drives the jobs whose worker stopped renewing its lease (it crashed or hung).
+"""The sweeper: re-drives the jobs nobody works on.
 
-A job whose lease expired is delivered again (its event, kept on the job, is published to its
-topic once more; the next worker takes the lease over with a higher epoch), within the job's
-delivery budget. A job out of deliveries is failed: for a step's worker the Supervisor hears of
-it as ``WORKER_LOST`` and decides; for the Supervisor's own job the run is marked failed.
+Two kinds: a job whose worker stopped renewing its lease (it crashed or hung), and a job
+received but never leased for a lease period (its event was lost between the receipt and a
+worker: the process died, or the consumer dropped it in a rebalance). Either is delivered again
+(its event, kept on the job, is published to its topic once more; the next worker takes the
+lease with a higher epoch), within the job's budget: deliveries for a leased job, re-drives for
+one never leased. A job out of budget is failed: for a step's worker the Supervisor hears of it
+as ``WORKER_LOST`` and decides; for the Supervisor's own job the run is marked failed.
 """
 
 import logging
@@ -28,14 +31,14 @@ WORKER_LOST: Final = Rule(
 
 
 class Sweeper:
-    """One sweep at a time re-drives or fails every job whose lease expired."""
+    """One sweep at a time re-drives or fails every job nobody works on."""
 
     def __init__(self, runtime: Runtime, leases: JobLeases) -> None:
         self._rt = runtime
         self._leases = leases
 
     async def sweep(self) -> int:
-        """Handle the expired jobs; returns how many."""
+        """Handle the jobs nobody works on; returns how many."""
         settings = self._rt.settings
         expired = await self._leases.expired(settings.lease_s, settings.sweeper_batch)
         for job in expired:
@@ -53,11 +56,17 @@ class Sweeper:
         event = spec.value_model.model_validate(job["payload_ref"]["event"])
         assert isinstance(event, StepEvent)
         fields = {"job_id": job["job_id"], "run_id": job["run_id"], "service": job["service"]}
-        if job["attempts"] < job["max_attempts"]:
+        never_leased = job["status"] == "pending"
+        spent = job["redrives"] if never_leased else job["attempts"]
+        if spent < job["max_attempts"]:
             await self._rt.publisher.publish(spec, event)
-            log.warning("re-drove a job whose lease expired", extra=fields)
+            what = "was never leased" if never_leased else "lease expired"
+            log.warning("re-drove a job whose %s", what, extra=fields)
             return
-        reason = f"the lease expired on all {job['attempts']} deliveries"
+        if never_leased:
+            reason = f"no worker took it after {spent} re-drives"
+        else:
+            reason = f"the lease expired on all {spent} deliveries"
         if not await self._leases.give_up(job["job_id"], job["lease_epoch"], reason):
             return  # its worker came back and finished it meanwhile
         log.error("gave up a job: %s", reason, extra=fields)

@@ -6,11 +6,19 @@ from importlib import resources
 
 import asyncpg
 
-__all__ = ["connect", "create_pool", "migrate", "migrations"]
+__all__ = ["OUTAGE_ERRORS", "connect", "create_pool", "migrate", "migrations"]
 
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = "planstream.migrate"
+
+# The database is unreachable, restarting or shutting down: the work is fine, the moment is not.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    ConnectionRefusedError,
+    ConnectionResetError,
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -38,6 +38,16 @@ WHERE j.status IN ('pending', 'running')
 RETURNING job_id, lease_epoch, attempts
 """
 
+# Record a job as pending (no lease, no delivery yet) when its event arrives; a job made
+# earlier without its event (the ingress makes the first Image I/O job) gains the event.
+_RECEIVE = """
+INSERT INTO pipeline_jobs AS j (
+    job_id, run_id, step_id, attempt, service, idempotency_key, payload_ref, max_attempts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (idempotency_key) DO UPDATE SET payload_ref = EXCLUDED.payload_ref, updated_at = now()
+WHERE NOT j.payload_ref ? 'topic'
+"""
+
 _RENEW = """
 UPDATE pipeline_jobs SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
 WHERE job_id = $1 AND lease_epoch = $2 AND status = 'running'
@@ -56,15 +66,19 @@ INSERT INTO pipeline_stale_writes (job_id, presented_epoch, current_epoch, worke
 SELECT job_id, $2, lease_epoch, $3, $4 FROM pipeline_jobs WHERE job_id = $1
 """
 
-# Expired leases not re-driven within the last lease period, oldest first; SKIP LOCKED lets
-# two sweepers share the work without handing out a job twice.
+# Jobs nobody works on: leases that expired, and jobs received but never leased for a lease
+# period (their event was lost between the receipt and a worker). Each is re-driven at most
+# once per lease period, oldest first; SKIP LOCKED lets two sweepers share the work without
+# handing out a job twice.
 _EXPIRED = """
-SELECT job_id, run_id, step_id, attempt, service, attempts, max_attempts, lease_epoch,
-       payload_ref
+SELECT job_id, run_id, step_id, attempt, service, status, attempts, max_attempts, lease_epoch,
+       redrives, payload_ref
 FROM pipeline_jobs
-WHERE status = 'running' AND lease_expires_at < now()
+WHERE (status = 'running' AND lease_expires_at < now()
+       OR status = 'pending' AND locked_by IS NULL AND payload_ref ? 'topic'
+          AND updated_at < now() - make_interval(secs => $1))
   AND (redriven_at IS NULL OR redriven_at < now() - make_interval(secs => $1))
-ORDER BY lease_expires_at
+ORDER BY coalesce(lease_expires_at, updated_at)
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
@@ -114,6 +128,35 @@ class JobLeases:
             return cast(LeaseRefusal, status)
         return "exhausted" if attempts >= limit else "leased"
 
+    async def receive(
+        self,
+        *,
+        job_id: str,
+        run_id: str,
+        step_id: int,
+        attempt: int,
+        service: str,
+        idempotency_key: str,
+        payload_ref: dict[str, Any],
+        max_attempts: int,
+    ) -> bool:
+        """Record the job as pending (a no-op if it exists); False if the run is unknown."""
+        try:
+            await self._pool.execute(
+                _RECEIVE,
+                job_id,
+                run_id,
+                step_id,
+                attempt,
+                service,
+                idempotency_key,
+                payload_ref,
+                max_attempts,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            return False
+        return True
+
     async def renew(self, lease: Lease, lease_s: float) -> bool:
         """Extend the lease; False when it is no longer ours (taken over, or finished)."""
         result = await self._pool.execute(_RENEW, lease.job_id, lease.epoch, float(lease_s))
@@ -148,7 +191,8 @@ class JobLeases:
             return False
 
     async def expired(self, redrive_after_s: float, limit: int) -> list[dict[str, Any]]:
-        """Jobs whose lease expired, claimed for a re-drive (marked in the same transaction)."""
+        """Jobs nobody works on (lease expired, or received and never leased), claimed for a
+        re-drive: marked in the same transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_EXPIRED, float(redrive_after_s), limit)
             ids = [row["job_id"] for row in rows]
@@ -160,11 +204,11 @@ class JobLeases:
         return [dict(row) for row in rows]
 
     async def give_up(self, job_id: str, epoch: int, reason: str) -> bool:
-        """Fail a job that ran out of deliveries, fencing off its last holder."""
+        """Fail a job that ran out of deliveries (or re-drives), fencing off its last holder."""
         result = await self._pool.execute(
             "UPDATE pipeline_jobs SET status = 'failed', last_error = $3, locked_by = NULL,"
             " lease_expires_at = NULL, lease_epoch = lease_epoch + 1, updated_at = now()"
-            " WHERE job_id = $1 AND lease_epoch = $2 AND status = 'running'",
+            " WHERE job_id = $1 AND lease_epoch = $2 AND status IN ('pending', 'running')",
             job_id,
             epoch,
             reason,

@@ -2,8 +2,10 @@
 
 import pytest
 
+from planstream.adapters.leases import JobLeases
 from planstream.events import ImageReady, step_key
 from planstream.ids import new_id
+from planstream.jobs import Jobs
 from planstream.settings import Settings
 from tests.factories import make_step_requested
 from tests.integration.images import floor_plan_png
@@ -84,3 +86,72 @@ async def test_a_job_out_of_deliveries_is_failed_and_retried_as_the_next_attempt
         )
 
     await wait_for(second_attempt)
+
+
+async def _received(pool, run_id: str, artifact_id: str, redrives: int, settings: Settings) -> str:
+    """An Image I/O job recorded when its event arrived, whose event then never reached a worker."""
+    event = make_step_requested(run_id=run_id, input_artifact_ids=[artifact_id])
+    job_id = new_id("job")
+    await pool.execute(
+        "INSERT INTO pipeline_jobs (job_id, run_id, step_id, attempt, service, idempotency_key,"
+        " payload_ref, redrives, updated_at)"
+        " VALUES ($1, $2, 0, 1, 'image_io', $3, $4, $5, now() - make_interval(secs => $6))",
+        job_id,
+        run_id,
+        f"image_io:{step_key(run_id, 0, 1)}",
+        {"topic": STEP_REQUESTED.name, "event": event.model_dump(mode="json")},
+        redrives,
+        float(settings.lease_s + 1),
+    )
+    return job_id
+
+
+async def test_a_received_job_no_worker_leased_is_delivered_again(
+    repo, pool, s3, settings: Settings
+) -> None:
+    run_id, artifact_id = await _run_with_image(repo, s3, settings, floor_plan_png())
+    job_id = await _received(pool, run_id, artifact_id, redrives=0, settings=settings)
+    job = await _job(pool, job_id, "completed")
+    assert (job["lease_epoch"], job["result_epoch"], job["redrives"]) == (1, 1, 1)
+
+
+async def test_a_received_job_never_leased_within_its_redrives_is_given_up(
+    repo, pool, s3, settings: Settings
+) -> None:
+    run_id, artifact_id = await _run_with_image(repo, s3, settings, floor_plan_png())
+    job_id = await _received(
+        pool, run_id, artifact_id, redrives=settings.max_attempts, settings=settings
+    )
+    job = await _job(pool, job_id, "failed")
+    assert job["lease_epoch"] == 1  # giving up fences off a worker that takes it late
+
+    async def decided():
+        return await pool.fetchval(
+            "SELECT rule_checks->'failures'->0->>'rule' FROM pipeline_decisions"
+            " WHERE run_id = $1 AND step_id = 0 AND attempt = 1",
+            run_id,
+        )
+
+    assert await wait_for(decided) == "WORKER_LOST"
+
+
+async def test_a_receipt_records_the_job_once_and_the_lease_takes_it(
+    repo, pool, s3, settings: Settings
+) -> None:
+    run_id, artifact_id = await _run_with_image(repo, s3, settings, floor_plan_png())
+    event = make_step_requested(run_id=run_id, input_artifact_ids=[artifact_id], attempt=3)
+    jobs = Jobs(JobLeases(pool), settings, "receipt_probe", worker_id="receipt_probe-1")
+    assert await jobs.receive(event, STEP_REQUESTED)
+    assert await jobs.receive(event, STEP_REQUESTED)  # a redelivery: no second job
+    rows = await pool.fetch(
+        "SELECT status, attempts, lease_epoch, payload_ref FROM pipeline_jobs"
+        " WHERE idempotency_key = $1",
+        jobs.key(event),
+    )
+    assert [(r["status"], r["attempts"], r["lease_epoch"]) for r in rows] == [("pending", 0, 0)]
+    assert rows[0]["payload_ref"]["topic"] == STEP_REQUESTED.name
+    work = await jobs.begin(event, STEP_REQUESTED)
+    assert work is not None
+    assert (work.lease.epoch, work.lease.deliveries) == (1, 1)
+    unknown = make_step_requested(run_id=new_id("run"), input_artifact_ids=[artifact_id])
+    assert not await jobs.receive(unknown, STEP_REQUESTED)

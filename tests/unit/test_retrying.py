@@ -3,7 +3,7 @@
 import pytest
 
 from planstream.errors import PermanentError, RetryableError
-from planstream.retrying import RetryPolicy, backoff_delay, call_with_retries
+from planstream.retrying import RetryPolicy, backoff_delay, call_through_outages, call_with_retries
 
 POLICY = RetryPolicy(attempts=3, base_delay_s=0.5, max_delay_s=3.0)
 
@@ -54,3 +54,37 @@ async def test_permanent_errors_are_not_retried() -> None:
     with pytest.raises(PermanentError):
         await call_with_retries(POLICY, broken, what="t", draw=lambda: 0.0)
     assert calls == 1
+
+
+async def test_an_outage_is_waited_out_however_long_it_lasts() -> None:
+    calls = 0
+    waits: list[float] = []
+
+    async def down_for_six_calls() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 6:
+            raise ConnectionRefusedError("database down")
+        return "stored"
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+
+    result = await call_through_outages(
+        down_for_six_calls,
+        (ConnectionRefusedError,),
+        max_delay_s=2.0,
+        what="t",
+        draw=lambda: 1.0,
+        sleep=sleep,
+    )
+    assert (result, calls) == ("stored", 7)
+    assert waits == [0.5, 1.0, 2.0, 2.0, 2.0, 2.0]  # more than a retry budget, capped backoff
+
+
+async def test_an_error_that_is_no_outage_is_raised_at_once() -> None:
+    async def broken() -> None:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await call_through_outages(broken, (ConnectionRefusedError,), max_delay_s=1.0, what="t")
