@@ -33,8 +33,8 @@ def _hop(figure: Figure, details: Mapping[str, Any]) -> list[str]:
     )
     notes.append(
         "The batched raw hop lets acknowledgements overlap; planstream's pooled agents"
-        " (Info Worker, Comparison Worker, Supervisor) overlap them across runs too, which is"
-        " the second pair. Image I/O, which awaits each event in turn, is the first pair's shape."
+        " (Image I/O, Info Worker, Comparison Worker, Supervisor) overlap them across runs too,"
+        " which is the second pair. The first pair is the floor of one event awaited at a time."
     )
     if figure.target_met is False:
         notes.append(
@@ -55,18 +55,18 @@ def _pipeline(figure: Figure, details: Mapping[str, Any]) -> list[str]:
         busiest = max(cpu.items(), key=lambda item: item[1])
         notes.append(
             f"The busiest process is {busiest[0]} ({number(busiest[1])} ms of CPU per run)."
-            " A step is not a Kafka hop: Image I/O decodes the whole plan (a 5.6-megapixel PNG)"
-            " and reads it from S3, every service leases and finishes its job in PostgreSQL and"
-            " stores or reads artifacts, and three model calls each fetch the image again. The"
-            " raw chain only moves the same JSON."
+            " A step is not a Kafka hop: Image I/O reads the plan (a 5.6-megapixel PNG) from S3"
+            " and decodes its pixels once to refuse a truncated or corrupt image, every service"
+            " leases and finishes its job in PostgreSQL and stores or reads artifacts, and three"
+            " model calls each fetch the image again. The raw chain only moves the same JSON."
         )
     if figure.target_met is False:
         notes.append(
-            "What would fix it: Image I/O's work through the WorkPool as the other services do"
-            " (its S3 and database waits and the decode thread then overlap across runs), the"
-            " upright size computed from the EXIF orientation instead of a transposed copy, then"
-            " more Image I/O processes. Against a chain that only moves JSON the target stays"
-            " out of reach while a step decodes a 5.6-megapixel image and writes its records."
+            "What would help (docs/benchmarks.md has the profile): a cheaper integrity check"
+            " than a full PNG decode, one S3 request per artifact read instead of two, and"
+            " cores: every process already shares its waits through the WorkPool. Against a"
+            " chain that only moves JSON the target stays out of reach while a step checks a"
+            " 5.6-megapixel image and writes its records."
         )
     return notes
 
@@ -95,17 +95,16 @@ def _slow(figure: Figure, details: Mapping[str, Any]) -> list[str]:
         notes.append(
             f"Submitted: Image I/O had handed on the last run after {number(float(done))} s;"
             " no model call can start for a run Image I/O has not reached, so the model-bound"
-            " services never get near their limit while Image I/O feeds them one event at a"
-            " time."
+            " services wait for Image I/O until then."
         )
     default = details.get("default_model_concurrency")
     notes.append(f"The default model_concurrency is {default} calls per worker process.")
     if figure.target_met is False:
         notes.append(
-            "What would fix it: first Image I/O (see figure 2), so that runs reach the model"
-            " stages as fast as they are submitted; then CPU for the model-bound services (each"
-            " call also leases a job, stores two artifacts, records the call, and the scripted"
-            " server fetches the image), i.e. more cores or processes than this machine has."
+            "What would fix it: CPU, first for Image I/O's decode (see figure 2), so that runs"
+            " reach the model stages as fast as they are submitted, then for the model-bound"
+            " services (each call also leases a job, stores two artifacts, records the call, and"
+            " the scripted server fetches the image): more cores than this machine has."
         )
     return notes
 
@@ -131,13 +130,13 @@ def _sink(figure: Figure, details: Mapping[str, Any]) -> list[str]:
             f"The sink process spent {number(float(per_row))} µs of CPU per row (median):"
             " Faust's per-event stream machinery, then pydantic's decode (about 30 µs) and"
             " asyncpg's encoding. The DecisionLog.write row shows the database side alone: it"
-            " inserts the rows, then updates pipeline_runs with one statement per row."
+            " inserts the rows, then advances pipeline_runs with one set-based UPDATE per batch."
         )
     if figure.target_met is False:
         notes.append(
             "What would fix it: consume decisions in batches outside Faust's per-event stream"
-            " (or run a second sink process; the topic has four partitions), and advance the"
-            " runs with one set-based UPDATE per batch (docs/benchmarks.md has the measurement)."
+            " (aiokafka getmany, offsets committed after each write), or run a second sink"
+            " process (the topic has four partitions)."
         )
     return notes
 

@@ -20,9 +20,9 @@ import asyncpg
 from planstream.adapters.db import create_pool
 from planstream.adapters.leases import JobLeases
 from planstream.bench import rows
-from planstream.bench.hop import step_request
 from planstream.bench.profile import Profile
-from planstream.bench.stats import BenchmarkFailed, Figure, Pair, Series, verify_exactly_once
+from planstream.bench.rows import step_request
+from planstream.bench.stats import BenchmarkFailed, Figure, Pair, verify_exactly_once
 from planstream.bench.workspace import Workspace
 from planstream.ids import new_id
 from planstream.records import Lease
@@ -132,11 +132,11 @@ async def run_dedup(workspace: Workspace, profile: Profile) -> Figure:
         await pool.close()
     figure.repeats = profile.repeats
     figure.pairs.append(
-        Pair(
+        Pair.of(
             "checks/s",
             "checks/s",
-            Series(tuple(results["planstream"])),
-            Series(tuple(results["plain"])),
+            results["planstream"],
+            results["plain"],
             "INSERT … ON CONFLICT DO NOTHING loop",
         )
     )

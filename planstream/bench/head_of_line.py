@@ -14,7 +14,7 @@ from planstream.bench import kafka_io
 from planstream.bench.harness import Pipeline
 from planstream.bench.profile import Profile
 from planstream.bench.report import progress
-from planstream.bench.stats import BenchmarkFailed, Figure, Pair, Series, Target, percentile
+from planstream.bench.stats import BenchmarkFailed, Figure, Pair, Target, percentile
 
 __all__ = ["run_head_of_line"]
 
@@ -62,11 +62,11 @@ async def run_head_of_line(profile: Profile, pipeline: Pipeline) -> Figure:
     figure.repeats = profile.repeats
     for metric, key in (("p95 step latency", "p95"), ("p50 step latency", "p50")):
         figure.pairs.append(
-            Pair(
+            Pair.of(
                 metric,
                 "ms",
-                Series(tuple(r[key] for r in results[True])),
-                Series(tuple(r[key] for r in results[False])),
+                (r[key] for r in results[True]),
+                (r[key] for r in results[False]),
                 "same runs, no hang",
                 "lower",
             )

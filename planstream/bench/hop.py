@@ -13,31 +13,29 @@ import statistics
 import tempfile
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from planstream.bench import children, cpu, kafka_io
 from planstream.bench.faust_hop import image_ready
 from planstream.bench.profile import Profile
 from planstream.bench.report import progress
+from planstream.bench.rows import step_request
 from planstream.bench.stats import (
     Better,
     Figure,
     Pair,
-    Series,
     Target,
     percentile,
     verify_exactly_once,
 )
 from planstream.bench.workspace import Workspace
-from planstream.events import StepRequested, step_key
 from planstream.ids import new_id
 from planstream.services import Service
 from planstream.settings import Settings
 from planstream.wire import encode_event
 from topics import DEAD_LETTER, IMAGE_READY, STEP_REQUESTED
 
-__all__ = ["VARIANTS", "run_hop", "step_request"]
+__all__ = ["VARIANTS", "run_hop"]
 
 VARIANTS = ("planstream", "raw_each", "planstream_pool", "raw_batch")
 _PAIRS = (
@@ -65,20 +63,6 @@ class HopSample:
     p50_ms: float
     p99_ms: float
     cores_busy: float
-
-
-def step_request(run_id: str) -> StepRequested:
-    """A step-0 request like the ingress publishes (a random source artifact id)."""
-    return StepRequested(
-        event_id=new_id("evt"),
-        run_id=run_id,
-        occurred_at=datetime.now(UTC),
-        step_id=0,
-        attempt=1,
-        idempotency_key=step_key(run_id, 0, 1),
-        input_artifact_ids=[new_id("art")],
-        requested_by="client",
-    )
 
 
 def _messages(settings: Settings, count: int) -> list[kafka_io.Message]:
@@ -182,11 +166,11 @@ async def run_hop(workspace: Workspace, profile: Profile) -> Figure:
         ours, theirs = samples[mine], samples[baseline]
         for metric, unit, better, field in _METRICS:
             figure.pairs.append(
-                Pair(
+                Pair.of(
                     metric + suffix,
                     unit,
-                    Series(tuple(getattr(s, field) for s in ours)),
-                    Series(tuple(getattr(s, field) for s in theirs)),
+                    (getattr(s, field) for s in ours),
+                    (getattr(s, field) for s in theirs),
                     name,
                     better,
                 )

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from planstream.bench import children, cpu, kafka_io
 from planstream.bench.harness import Pipeline, cpu_now
-from planstream.bench.hop import step_request
 from planstream.bench.profile import Profile
 from planstream.bench.report import progress
+from planstream.bench.rows import step_request
 from planstream.bench.stats import Better, Figure, Pair, Series, Target, verify_exactly_once
 from planstream.bench.workspace import Workspace
 from planstream.services import Service

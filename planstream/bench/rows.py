@@ -2,13 +2,14 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
-from planstream.events import DecisionMade, Versions, step_key
+from planstream.events import DecisionMade, StepRequested, Versions, step_key
 from planstream.ids import new_id
 
-__all__ = ["decision", "reset_runs"]
+__all__ = ["decision", "reset_runs", "step_request"]
 
 
 async def reset_runs(conn: asyncpg.Connection, count: int, bucket: str) -> list[str]:
@@ -31,15 +32,31 @@ async def reset_runs(conn: asyncpg.Connection, count: int, bucket: str) -> list[
     return runs
 
 
+def _first_step(run_id: str) -> dict[str, Any]:
+    """The fields of a new event about the first attempt of a run's step 0."""
+    return {
+        "event_id": new_id("evt"),
+        "run_id": run_id,
+        "occurred_at": datetime.now(UTC),
+        "step_id": 0,
+        "attempt": 1,
+        "idempotency_key": step_key(run_id, 0, 1),
+    }
+
+
+def step_request(run_id: str, artifact_id: str | None = None) -> StepRequested:
+    """A step-0 request like the ingress publishes (a random source artifact id if none)."""
+    return StepRequested(
+        **_first_step(run_id),
+        input_artifact_ids=[artifact_id or new_id("art")],
+        requested_by="client",
+    )
+
+
 def decision(run_id: str) -> DecisionMade:
     """A step-0 proceed decision with an audit, shaped like the Supervisor's."""
     return DecisionMade(
-        event_id=new_id("evt"),
-        run_id=run_id,
-        occurred_at=datetime.now(UTC),
-        step_id=0,
-        attempt=1,
-        idempotency_key=step_key(run_id, 0, 1),
+        **_first_step(run_id),
         decision="proceed",
         block_reason=None,
         failures=[],

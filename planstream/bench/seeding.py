@@ -16,7 +16,8 @@ import asyncpg
 from aiokafka.partitioner import murmur2
 
 from planstream.adapters.storage import Storage
-from planstream.events import StepRequested, step_key
+from planstream.bench import rows
+from planstream.events import step_key
 from planstream.ids import new_id
 from planstream.image_io import SERVICE as IMAGE_IO
 from planstream.settings import Settings
@@ -53,19 +54,6 @@ def run_ids(count: int, partitions: int, only: int | None = None) -> list[str]:
         if only is None or partition_of(run_id, partitions) == only:
             found.append(run_id)
     return found
-
-
-def _request(run_id: str, artifact_id: str) -> StepRequested:
-    return StepRequested(
-        event_id=new_id("evt"),
-        run_id=run_id,
-        occurred_at=datetime.now(UTC),
-        step_id=0,
-        attempt=1,
-        idempotency_key=step_key(run_id, 0, 1),
-        input_artifact_ids=[artifact_id],
-        requested_by="client",
-    )
 
 
 async def seed_runs(
@@ -123,4 +111,7 @@ async def seed_runs(
             ],
         )
     size = settings.max_event_bytes
-    return [SeededRun(r, encode_event(_request(r, artifacts[r]), size), artifacts[r]) for r in ids]
+    return [
+        SeededRun(r, encode_event(rows.step_request(r, artifacts[r]), size), artifacts[r])
+        for r in ids
+    ]

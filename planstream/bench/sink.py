@@ -25,7 +25,7 @@ from planstream.adapters.decision_log import DecisionLog, decision_row
 from planstream.bench import children, cpu, kafka_io, rows
 from planstream.bench.profile import Profile
 from planstream.bench.report import progress
-from planstream.bench.stats import Figure, Pair, Series, Target, verify_exactly_once
+from planstream.bench.stats import Figure, Pair, Target, verify_exactly_once
 from planstream.bench.workspace import Workspace
 from planstream.events import DecisionMade
 from planstream.wire import encode_event
@@ -171,21 +171,13 @@ async def run_sink(workspace: Workspace, profile: Profile) -> Figure:
     finally:
         await pool.close()
     figure.repeats = profile.repeats
-    ours = Series(tuple(results["planstream"]))
-    for baseline, name in (
-        ("executemany", "raw asyncpg executemany (same INSERT, same batches)"),
-        ("copy", "raw asyncpg copy_records_to_table (same batches)"),
+    executemany = "raw asyncpg executemany (same INSERT, same batches)"
+    for ours, baseline, metric, name in (
+        ("planstream", "executemany", "rows/s", executemany),
+        ("planstream", "copy", "rows/s", "raw asyncpg copy_records_to_table (same batches)"),
+        ("adapter", "executemany", "rows/s (DecisionLog.write, no Kafka)", executemany),
     ):
-        figure.pairs.append(Pair("rows/s", "rows/s", ours, Series(tuple(results[baseline])), name))
-    figure.pairs.append(
-        Pair(
-            "rows/s (DecisionLog.write, no Kafka)",
-            "rows/s",
-            Series(tuple(results["adapter"])),
-            Series(tuple(results["executemany"])),
-            "raw asyncpg executemany (same INSERT, same batches)",
-        )
-    )
+        figure.pairs.append(Pair.of(metric, "rows/s", results[ours], results[baseline], name))
     figure.details = {
         "rows": profile.sink_rows,
         "batch": settings.sink_batch_size,

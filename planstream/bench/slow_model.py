@@ -20,7 +20,7 @@ from planstream.bench.harness import Pipeline
 from planstream.bench.profile import Profile
 from planstream.bench.report import progress
 from planstream.bench.seeding import SeededRun
-from planstream.bench.stats import Figure, Pair, Series, Target
+from planstream.bench.stats import Figure, Pair, Target
 from planstream.settings import Settings
 
 __all__ = ["run_slow_model"]
@@ -121,11 +121,11 @@ async def run_slow_model(profile: Profile, pipeline: Pipeline) -> Figure:
     figure.repeats = profile.slow_repeats
     for ready, metric in ((False, "time to decide all"), (True, _READY_METRIC)):
         figure.pairs.append(
-            Pair(
+            Pair.of(
                 metric,
                 "s",
-                Series(tuple(r["seconds"] for r in results[ready])),
-                Series(tuple(r["ideal"] for r in results[ready])),
+                (r["seconds"] for r in results[ready]),
+                (r["ideal"] for r in results[ready]),
                 f"ideal: model seconds / {limit} calls per process",
                 "lower",
             )

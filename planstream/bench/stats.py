@@ -2,7 +2,7 @@
 
 import math
 import statistics
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -72,6 +72,21 @@ class Pair:
     baseline: Series
     baseline_name: str
     better: Better = "higher"
+
+    @classmethod
+    def of(
+        cls,
+        metric: str,
+        unit: str,
+        planstream: Iterable[float],
+        baseline: Iterable[float],
+        baseline_name: str,
+        better: Better = "higher",
+    ) -> "Pair":
+        """The pair of two runs of values, one per repeat each."""
+        return cls(
+            metric, unit, Series(tuple(planstream)), Series(tuple(baseline)), baseline_name, better
+        )
 
     @property
     def ratio(self) -> float:
