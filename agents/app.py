@@ -125,8 +125,18 @@ class PlanstreamApp(faust.App):
         run and step. The agent acknowledges the event when this returns, so the job row must
         exist first: PostgreSQL, not the offset, then holds the work (the sweeper re-drives it)."""
         value = cast(Event, event.value)
+        message = event.message
+        log.info(
+            "%s received %s for %s from %s[%d]@%d",
+            self.service_name,
+            type(value).__name__,
+            value.run_id,
+            message.topic,
+            message.partition,
+            message.offset,
+        )
         if isinstance(value, StepEvent):
-            source = by_name(event.message.topic.removeprefix(self.settings.topic_namespace))
+            source = by_name(message.topic.removeprefix(self.settings.topic_namespace))
             runtime = await self.runtime()
             await self._through_outages(lambda: runtime.jobs.receive(value, source))
         key = (value.run_id, getattr(value, "step_id", None))

@@ -1,36 +1,47 @@
-"""A Faust consumer that never counts a message as read unless a stream took it.
+"""A Faust consumer that never moves past a fetched message no stream took.
 
-faust-streaming 0.15 loses a message in two ways around a consumer-group rebalance
-(docs/reliability.md, findings F2 and F8):
+faust-streaming 0.15 can lose a message around a consumer-group rebalance or a restart
+(docs/reliability.md, findings F2 and F8), in two ways:
 
-1. The fetcher hands each fetched message to the streams while racing the "flow stopped" signal
-   a rebalance raises. When the signal wins, the message is dropped but its offset is still
-   recorded as read, and the fetch position has moved past it. If the rebalance's seek to the
-   committed offset came *before* that drop, nothing fetches the message again: the partition
-   either stalls on it (F8) or, once the next message is acknowledged, the commit jumps over it
-   (F2: the commit only refuses gaps wider than one).
+1. Its fetch loop drops records without a trace: records of a partition that is paused or not
+   yet active, the rest of a fetch once the flow stops or the group generation changes, and a
+   message whose hand-over to the streams lost the race against the "flow stopped" signal
+   (its offset is even recorded as read). The fetch position has moved past all of them, so
+   unless a later seek to the committed offset happens to come after the drop, nothing fetches
+   them again: the partition stalls (F8) or, once a later message is acknowledged, the commit
+   jumps over the gap (F2: the commit refuses only gaps wider than one).
 2. A stream skips a message fetched in an earlier group generation (or while the flow is
-   stopped) and acknowledges it, so the commit may move past a message nobody processed.
+   stopped) and *acknowledges* it, so the commit may move past a message nobody processed.
 
-``FlowSafeConsumer`` fixes both at the consumer: when the flow stops before the streams took a
-fetched message, the rest of that fetch is dropped and, once the flow resumes, every partition is
-sought back to its committed offset before the next fetch (the message and anything fetched with
-it come again); and an acknowledgement for a message no stream took during a rebalance is ignored
-(the seek after the rebalance fetches it again). Both only add redeliveries, which the
-idempotency keys absorb.
+``FlowSafeConsumer`` closes both and backs them with a repair:
+
+- its fetch loop hands every fetched record over or seeks its partition back to it, so the
+  next fetch returns it again;
+- it ignores the acknowledgement of a message no stream took during a rebalance (on the pure
+  Python stream path; the Cython path does not acknowledge skipped messages);
+- it never commits past an offset that was not acknowledged (a hole at the head of a
+  partition holds its commit back instead of being jumped over);
+- every ``REPAIR_AFTER_S`` it looks for a partition whose next message to commit is neither
+  acknowledged nor being processed, although the partition has moved on past it, twice in a
+  row with nothing changing; such a message was dropped somewhere on its way, and the partition
+  is sought back to it.
+
+All of this only adds redeliveries, which the idempotency keys absorb.
 """
 
 import logging
-from typing import ClassVar, cast
+from typing import Any, ClassVar, Final, cast
 
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import Message
+from faust.types import TP, Message
 from mode import Service, ServiceT
 
 __all__ = ["FlowSafeConsumer", "FlowSafeTransport", "acknowledgeable"]
 
 log = logging.getLogger(__name__)
+
+REPAIR_AFTER_S: Final = 10.0
 
 
 def acknowledgeable(message: Message, *, flow_active: bool, generation_id: int) -> bool:
@@ -46,7 +57,11 @@ def acknowledgeable(message: Message, *, flow_active: bool, generation_id: int) 
 
 
 class FlowSafeConsumer(faust_aiokafka.Consumer):
-    """The aiokafka consumer with the two rebalance losses above closed."""
+    """The aiokafka consumer with the losses above closed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._missing: dict[TP, int | None] = {}  # partitions found stalled at the last check
 
     def ack(self, message: Message) -> bool:
         app = self.app
@@ -55,36 +70,60 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
             flow_active=app.flow_control.is_active(),
             generation_id=app.consumer_generation_id,
         ):
-            log.debug("ignored the ack of a message skipped during a rebalance: %s", message.tp)
+            log.info(
+                "ignored the ack of %s@%d: a stream skipped it during a rebalance",
+                message.tp,
+                message.offset,
+            )
             return False
         return super().ack(message)
 
+    def _new_offset(self, tp: TP) -> int | None:
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        if committed and acked and not self._gap[tp] and min(acked) > committed:
+            return None  # the message at the committed offset is not acknowledged yet
+        return super()._new_offset(tp)
+
+    @Service.timer(REPAIR_AFTER_S)
+    async def _repair_stalled_partitions(self) -> None:
+        """Seek back a partition whose next message to commit went missing on its way."""
+        if self.app.rebalancing or self.app.in_recovery or not self.flow_active:
+            self._missing = {}
+            return
+        missing = {tp: self._committed_offset[tp] for tp in self.assignment() if self._lost(tp)}
+        for tp, offset in missing.items():
+            if offset is not None and self._missing.get(tp) == offset:
+                log.warning("%s: the message at %d went missing; fetching it again", tp, offset)
+                await self._rewind(tp, offset)
+        self._missing = missing
+
+    def _lost(self, tp: TP) -> bool:
+        """Whether ``tp``'s next message to commit was handed over (or skipped) but is neither
+        acknowledged nor in the hands of the topic's agent."""
+        committed = self._committed_offset[tp]
+        handed = self._read_offset[tp]
+        if not committed or handed is None or handed < committed:
+            return False  # not fetched yet
+        acked = self._acked[tp]
+        if acked and min(acked) > committed:
+            return True  # a later message was acknowledged: this one can no longer come
+        end = self.highwater(tp)
+        if acked or end is None or end <= committed:
+            return False  # acknowledged, or nothing there yet
+        # Handed over, not acknowledged: lost unless the agent is still busy with its topic.
+        return not any(message.topic == tp.topic for message in self._unacked_messages)
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
-        """Fetch and deliver until stopped; what the streams did not take is fetched again."""
+        """Fetch and hand over until stopped; a record not handed over is fetched again."""
         fetcher_stopped = cast(Service, fetcher)._stopped.is_set
-        read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        reseek = False
         try:
             while not (self.should_stop or fetcher_stopped()):
-                if reseek:
-                    reseek = not await self._seek_to_committed_once_flowing()
-                    continue
                 self.diag.set_flag(CONSUMER_FETCHING)
-                batch = self.getmany(timeout=1.0)
+                records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
-                async for tp, message in batch:
-                    offset = message.offset
-                    last = read_offset[tp]
-                    if last is not None and offset < last:
-                        continue  # before the position a seek set: a stale prefetch
-                    if last and offset - last > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, last + 1, offset)  # compacted-away offsets
-                    await self._maybe_commit_every()
-                    if not await self._deliver(message):
-                        reseek = not self.should_stop
-                        break  # the fetch's remaining messages come again after the seek
-                    read_offset[tp] = offset
+                if records and not self.should_stop:
+                    await self._hand_over(records, active)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
@@ -93,26 +132,56 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
+    async def _hand_over(self, records: RecordMap, active: set[TP] | None) -> None:
+        """Deliver one fetch, partitions interleaved; rewind each partition to its first record
+        that was not delivered (paused, flow stopped, generation changed, hand-over lost)."""
+        generation = self.app.consumer_generation_id
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        rewind: dict[TP, int] = {}
+        for tp, record in self.scheduler.iterate(records):
+            offset = record.offset
+            if tp in rewind:
+                continue  # an earlier record of this partition was not delivered
+            last = read_offset[tp]
+            if last is not None and offset < last:
+                continue  # before the position a seek set: a stale prefetch
+            if not self._may_deliver(tp, active, generation):
+                rewind[tp] = offset
+                continue
+            if last and offset - last > 1 and acks_enabled_for(record.topic):
+                await self._add_gap(tp, last + 1, offset)  # compacted-away offsets
+            await self._maybe_commit_every()
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if await self._deliver(self._to_message(tp, record)):
+                read_offset[tp] = offset
+            else:
+                rewind[tp] = offset
+        for tp, offset in rewind.items():
+            await self._rewind(tp, offset)
+
+    def _may_deliver(self, tp: TP, active: set[TP] | None, generation: int) -> bool:
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            return False
+        return active is None or tp in active or tp in self._buffered_partitions
+
     async def _deliver(self, message: Message) -> bool:
         """Hand ``message`` to its streams; False when the flow stopped before they took it."""
         delivery = self.callback(message)
         result = await self.wait_first(delivery, self.suspend_flow.wait())
         return delivery in result.done
 
-    async def _seek_to_committed_once_flowing(self) -> bool:
-        """Wait for the flow, then seek every partition to its committed offset; False if the
-        seek failed (a rebalance is under way: the caller tries again)."""
-        if not self.flow_active:
-            await self.wait(self.can_resume_flow)  # type: ignore[arg-type]  # an asyncio.Event
-            return False  # look again: stopping, or flowing now
+    async def _rewind(self, tp: TP, offset: int) -> None:
+        """Make the next fetch of ``tp`` start at ``offset`` (unless ``tp`` was revoked: its
+        next owner starts from the committed offset)."""
+        if tp not in self.assignment():
+            return
         try:
-            await self.perform_seek()
-        except Exception as exc:  # any failure means: seek again next time
-            log.warning("could not seek back to the committed offsets (%r); trying again", exc)
-            await self.sleep(1.0)
-            return False
-        log.info("flow stopped before a fetched message was taken; fetching again from commits")
-        return True
+            await self.seek(tp, offset)
+        except Exception as exc:  # revoked meanwhile, or the consumer is stopping
+            log.warning("could not rewind %s to %d (%r)", tp, offset, exc)
+            return
+        log.info("%s@%d was fetched but not delivered; it will be fetched again", tp, offset)
 
     async def _maybe_commit_every(self) -> None:
         every = self._commit_every

@@ -21,7 +21,7 @@ class ModelCall:
     purpose: Purpose
     model: str
     prompt_version: str
-    outcome: str  # answered | timeout | throttled | failed | refused
+    outcome: str  # started (not yet answered) | answered | timeout | throttled | failed | refused
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -37,12 +37,17 @@ class ModelCallLog:
         self._pool = pool
 
     async def record(self, call: ModelCall) -> None:
+        """Write the call; a call recorded as ``started`` is completed, anything else is kept."""
         await self._pool.execute(
             "INSERT INTO pipeline_model_calls (call_id, run_id, step_id, attempt, job_id,"
             " service, purpose, model, prompt_version, outcome, input_tokens, output_tokens,"
             " cost_usd, latency_ms, finish_reason, error)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-            " ON CONFLICT DO NOTHING",
+            " ON CONFLICT (call_id) DO UPDATE SET outcome = EXCLUDED.outcome,"
+            " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
+            " cost_usd = EXCLUDED.cost_usd, latency_ms = EXCLUDED.latency_ms,"
+            " finish_reason = EXCLUDED.finish_reason, error = EXCLUDED.error"
+            " WHERE pipeline_model_calls.outcome = 'started'",
             call.call_id,
             call.run_id,
             call.step_id,

@@ -1,8 +1,9 @@
-"""The consumer fetches again what the streams did not take when the flow stopped (F2, F8).
+"""FlowSafeConsumer never moves past a message no stream took (findings F2 and F8).
 
-An in-process Faust app with one slow agent and a one-event stream buffer: the fetcher is always
-waiting to hand the next message over when the test stops the flow, the way a rebalance does.
-Stock faust-streaming counts that message as read and moves on; ``FlowSafeConsumer`` must not.
+In-process Faust apps on the real broker, one agent each. The first test stops the flow while
+the fetcher waits to hand a message over, the way a rebalance does; the second drops a message
+on its way to the stream, as faust-streaming's queue clears and fetch races do, and checks the
+commit waits for it and the consumer fetches it again.
 """
 
 import asyncio
@@ -13,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents.consumer import FlowSafeTransport
+from agents.consumer import REPAIR_AFTER_S, FlowSafeTransport
 from planstream.settings import Settings
 from tests.integration.stackkit import wait_for
 
@@ -47,12 +48,8 @@ async def _produce(settings: Settings, topic: str) -> None:
         await producer.stop()
 
 
-@pytest.mark.timeout(120)
-async def test_a_message_fetched_while_the_flow_stops_is_delivered_later(
-    settings: Settings,
-) -> None:
-    topic_name = await _topic(settings)
-    app = _ProbeApp(
+def _app(settings: Settings) -> _ProbeApp:
+    return _ProbeApp(
         f"planstream-consumer-probe-{uuid.uuid4().hex[:8]}",
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -62,6 +59,18 @@ async def test_a_message_fetched_while_the_flow_stops_is_delivered_later(
         autodiscover=False,
         topic_disable_leader=True,
     )
+
+
+def _missing(seen: list[int]) -> list[int]:
+    return sorted(set(range(MESSAGES)) - set(seen))
+
+
+@pytest.mark.timeout(120)
+async def test_a_message_fetched_while_the_flow_stops_is_delivered_later(
+    settings: Settings,
+) -> None:
+    topic_name = await _topic(settings)
+    app = _app(settings)
     seen: list[int] = []
 
     @app.agent(app.topic(topic_name, key_serializer="raw", value_serializer="raw"))
@@ -91,6 +100,51 @@ async def test_a_message_fetched_while_the_flow_stops_is_delivered_later(
         try:
             await wait_for(everything_seen, timeout_s=30)
         except AssertionError:
-            pytest.fail(f"never delivered: {sorted(set(range(MESSAGES)) - set(seen))}")
+            pytest.fail(f"never delivered: {_missing(seen)}")
+    finally:
+        await app.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_a_message_dropped_on_its_way_holds_the_commit_and_is_fetched_again(
+    settings: Settings,
+) -> None:
+    topic_name = await _topic(settings)
+    app = _app(settings)
+    seen: list[int] = []
+
+    @app.agent(app.topic(topic_name, key_serializer="raw", value_serializer="raw"))
+    async def probe(stream):  # type: ignore[no-untyped-def]
+        async for value in stream:
+            seen.append(int(value))
+
+    app.finalize()
+    dropped: list[int] = []
+    deliver = app.consumer.callback
+
+    async def drop_offset_5_once(message):  # type: ignore[no-untyped-def]
+        if message.offset == 5 and not dropped:
+            dropped.append(message.offset)  # "delivered", but no stream ever sees it
+            return None
+        return await deliver(message)
+
+    app.consumer.callback = drop_offset_5_once
+    await app.start()
+    try:
+        await _produce(settings, topic_name)
+        tp = next(iter(app.consumer.assignment()))
+
+        async def everything_seen() -> bool:
+            return not _missing(seen) and app.consumer._committed_offset[tp] == MESSAGES
+
+        try:
+            await wait_for(everything_seen, timeout_s=3 * REPAIR_AFTER_S + 10)
+        except AssertionError:
+            committed = app.consumer._committed_offset[tp]
+            pytest.fail(
+                f"dropped {dropped}, never delivered {_missing(seen)}, committed {committed}"
+            )
+        assert dropped == [5]
+        assert seen.count(5) == 1 and seen.index(5) > seen.index(MESSAGES - 1)
     finally:
         await app.stop()
