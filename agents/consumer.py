@@ -61,7 +61,9 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._missing: dict[TP, int | None] = {}  # partitions found stalled at the last check
+        self._first: dict[TP, int] = {}  # first offset fetched since a seek, if none committed
+        self._missing: dict[TP, int] = {}  # partitions found stalled at the last check
+        self._reseek = False  # the stream buffers were cleared: seek before fetching again
 
     def ack(self, message: Message) -> bool:
         app = self.app
@@ -78,11 +80,35 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
             return False
         return super().ack(message)
 
+    def resume_flow(self) -> None:
+        # Faust resumes its flow control (which empties every stream buffer) just before this:
+        # whatever was handed over and still buffered is gone, so fetch it again.
+        self._reseek = True
+        super().resume_flow()
+
+    async def perform_seek(self) -> None:
+        """Seek every stream partition to its committed offset, and one with nothing committed
+        to its beginning (aiokafka leaves those where the last fetch left them)."""
+        await super().perform_seek()
+        self._first.clear()
+        changelogs = self.app.tables.changelog_topics
+        for tp in self.assignment():
+            if not self._committed_offset[tp] and tp.topic not in changelogs:
+                await self.seek(tp, 0)  # before the log start, aiokafka resets to it
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._first.pop(partition, None)
+
+    def _head(self, tp: TP) -> int | None:
+        """The offset of ``tp``'s next message to commit, when known."""
+        return self._committed_offset[tp] or self._first.get(tp)
+
     def _new_offset(self, tp: TP) -> int | None:
-        committed = self._committed_offset[tp]
+        head = self._head(tp)
         acked = self._acked[tp]
-        if committed and acked and not self._gap[tp] and min(acked) > committed:
-            return None  # the message at the committed offset is not acknowledged yet
+        if head is not None and acked and not self._gap[tp] and min(acked) > head:
+            return None  # the message at the head is not acknowledged yet
         return super()._new_offset(tp)
 
     @Service.timer(REPAIR_AFTER_S)
@@ -91,34 +117,38 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
         if self.app.rebalancing or self.app.in_recovery or not self.flow_active:
             self._missing = {}
             return
-        missing = {tp: self._committed_offset[tp] for tp in self.assignment() if self._lost(tp)}
-        for tp, offset in missing.items():
-            if offset is not None and self._missing.get(tp) == offset:
-                log.warning("%s: the message at %d went missing; fetching it again", tp, offset)
-                await self._rewind(tp, offset)
+        missing = {tp: head for tp in self.assignment() if (head := self._lost(tp)) is not None}
+        for tp, head in missing.items():
+            if self._missing.get(tp) == head:
+                log.warning("%s: the message at %d went missing; fetching it again", tp, head)
+                await self._rewind(tp, head)
         self._missing = missing
 
-    def _lost(self, tp: TP) -> bool:
-        """Whether ``tp``'s next message to commit was handed over (or skipped) but is neither
-        acknowledged nor in the hands of the topic's agent."""
-        committed = self._committed_offset[tp]
+    def _lost(self, tp: TP) -> int | None:
+        """The offset of ``tp``'s next message to commit if it was handed over (or skipped) but
+        is neither acknowledged nor in the hands of the topic's agent; else None."""
+        head = self._head(tp)
         handed = self._read_offset[tp]
-        if not committed or handed is None or handed < committed:
-            return False  # not fetched yet
+        if head is None or handed is None or handed < head:
+            return None  # not fetched yet
         acked = self._acked[tp]
-        if acked and min(acked) > committed:
-            return True  # a later message was acknowledged: this one can no longer come
+        if acked and min(acked) > head:
+            return head  # a later message was acknowledged: this one can no longer come
         end = self.highwater(tp)
-        if acked or end is None or end <= committed:
-            return False  # acknowledged, or nothing there yet
+        if acked or end is None or end <= head:
+            return None  # acknowledged, or nothing there yet
         # Handed over, not acknowledged: lost unless the agent is still busy with its topic.
-        return not any(message.topic == tp.topic for message in self._unacked_messages)
+        if any(message.topic == tp.topic for message in self._unacked_messages):
+            return None
+        return head
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         """Fetch and hand over until stopped; a record not handed over is fetched again."""
         fetcher_stopped = cast(Service, fetcher)._stopped.is_set
         try:
             while not (self.should_stop or fetcher_stopped()):
+                if self._reseek and self.flow_active:
+                    await self._seek_after_resume()
                 self.diag.set_flag(CONSUMER_FETCHING)
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
@@ -131,6 +161,15 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
             log.info("Broker stopped the consumer while the app stops")
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _seek_after_resume(self) -> None:
+        self._reseek = False
+        if not self.assignment():
+            return
+        try:
+            await self.perform_seek()
+        except Exception as exc:  # a rebalance under way: it seeks and resumes again
+            log.info("could not seek to the committed offsets after a resume (%r)", exc)
 
     async def _hand_over(self, records: RecordMap, active: set[TP] | None) -> None:
         """Deliver one fetch, partitions interleaved; rewind each partition to its first record
@@ -146,6 +185,8 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
             last = read_offset[tp]
             if last is not None and offset < last:
                 continue  # before the position a seek set: a stale prefetch
+            if not self._committed_offset[tp]:
+                self._first.setdefault(tp, offset)  # the head, until something is committed
             if not self._may_deliver(tp, active, generation):
                 rewind[tp] = offset
                 continue

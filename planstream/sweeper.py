@@ -60,8 +60,8 @@ class Sweeper:
         spent = job["redrives"] if never_leased else job["attempts"]
         if spent < job["max_attempts"]:
             await self._rt.publisher.publish(spec, event)
-            what = "was never leased" if never_leased else "lease expired"
-            log.warning("re-drove a job whose %s", what, extra=fields)
+            what = "a job never leased" if never_leased else "a job whose lease expired"
+            log.warning("re-drove %s", what, extra=fields)
             return
         if never_leased:
             reason = f"no worker took it after {spent} re-drives"
