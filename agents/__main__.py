@@ -1,4 +1,7 @@
-"""Run one planstream service as a Faust worker: ``python -m agents <service>``."""
+"""Run one planstream service: ``python -m agents <service>``.
+
+The sweeper and the decisions sink are plain asyncio processes; the others are Faust workers.
+"""
 
 import asyncio
 import importlib
@@ -8,7 +11,7 @@ import sys
 
 import faust
 
-from agents import sweeper
+from agents import decisions_sink, sweeper
 from agents.app import create_app
 from planstream import crashpoints
 from planstream.adapters.kafka import ensure_topics
@@ -16,6 +19,8 @@ from planstream.services import WORKERS
 from planstream.settings import Settings
 
 SERVICES = WORKERS
+# The services that are no Faust app: each one's run(settings) returns at SIGTERM.
+PLAIN = {"sweeper": sweeper.run, "decisions_sink": decisions_sink.run}
 
 
 def main(argv: list[str]) -> int:
@@ -34,9 +39,9 @@ def main(argv: list[str]) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     crashpoints.arm(settings.crashpoints)
-    if service == "sweeper":
+    if service in PLAIN:
         logging.basicConfig(level=level, format="[%(asctime)s] [%(levelname)s] %(message)s")
-        sweeper.run(settings)
+        PLAIN[service](settings)
         return 0
     app = create_app(settings, service)
     importlib.import_module(f"agents.{service}").build(app)

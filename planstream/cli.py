@@ -247,7 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP ingress")
     serve.set_defaults(handler=_serve)
 
-    worker = sub.add_parser("worker", help="run one Faust service")
+    worker = sub.add_parser(
+        "worker", help="run one service (a Faust worker, the sink or the sweeper)"
+    )
     worker.add_argument(
         "service",
         choices=[

@@ -1,4 +1,4 @@
-"""planstream's own services (the ingress and the Faust workers) as child processes.
+"""planstream's own services (the ingress and the workers) as child processes.
 
 Used by ``planstream demo`` and the integration tests: each service runs with the caller's
 settings, logs to its own file, counts as started once its log says it is ready, and is

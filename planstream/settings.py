@@ -135,9 +135,11 @@ class Settings(BaseModel):
         default=10.0, gt=0, description="longest wait between tries while PostgreSQL is down"
     )
 
-    # The decisions sink.
+    # The decisions sink: a batch is what one fetch returns, up to sink_batch_size records.
     sink_batch_size: int = Field(default=500, ge=1)
-    sink_batch_s: float = Field(default=0.2, gt=0, description="longest wait to fill a batch")
+    sink_batch_s: float = Field(
+        default=0.2, gt=0, description="longest wait of a fetch for its first records"
+    )
 
     # Leases and the sweeper.
     sweeper_interval_s: float = Field(default=10.0, gt=0)

@@ -1,10 +1,11 @@
-"""Kafka: topic creation, the event codec, dead letters and a plain producer for the ingress."""
+"""Kafka: topic creation, the event codec, dead letters and plain producers for the processes
+that are no Faust workers (the ingress, the decisions sink)."""
 
 import logging
 import traceback
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -26,6 +27,8 @@ __all__ = [
     "DeadLetters",
     "EventCodec",
     "EventPublisher",
+    "ProducerDeadLetters",
+    "Refused",
     "dead_letter_headers",
     "ensure_topics",
     "read_all",
@@ -113,8 +116,25 @@ class EventCodec(Codec):
         return decode_event(self.model, data, self.max_bytes)
 
 
+class Refused(Protocol):
+    """What dead-lettering needs of a refused message: a Faust Message or an aiokafka record."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None: ...
+
+
 def dead_letter_headers(
-    message: Message, error: BaseException, service: str, now: datetime
+    message: Refused, error: BaseException, service: str, now: datetime
 ) -> list[tuple[str, bytes]]:
     """Where a message came from and why it was refused, as Kafka headers."""
     stack = "".join(traceback.format_exception(error))[-4_000:]
@@ -136,6 +156,18 @@ def dead_letter_headers(
     return [*original, *ours]
 
 
+def _logged(message: Refused, error: BaseException) -> None:
+    log.warning(
+        "dead-lettered a message",
+        extra={
+            "source_topic": message.topic,
+            "source_partition": message.partition,
+            "source_offset": message.offset,
+            "error": str(error)[:300],
+        },
+    )
+
+
 class DeadLetters:
     """Sends a refused message, byte for byte, to the dead-letter topic, the error in headers."""
 
@@ -149,15 +181,33 @@ class DeadLetters:
         await self._app.producer.send_and_wait(
             self._topic, message.key, message.value, None, None, headers
         )
-        log.warning(
-            "dead-lettered a message",
-            extra={
-                "source_topic": message.topic,
-                "source_partition": message.partition,
-                "source_offset": message.offset,
-                "error": str(error)[:300],
-            },
+        _logged(message, error)
+
+
+class ProducerDeadLetters:
+    """DeadLetters for a process that is no Faust worker: the same record and headers, sent
+    through its own idempotent producer (started and stopped by the caller)."""
+
+    def __init__(self, settings: Settings, service: str) -> None:
+        self._topic = DEAD_LETTER.full_name(settings.topic_namespace)
+        self._service = service
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=15_000,
         )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, message: Refused, error: BaseException) -> None:
+        headers = dead_letter_headers(message, error, self._service, datetime.now(UTC))
+        await self._producer.send_and_wait(self._topic, message.value, message.key, headers=headers)
+        _logged(message, error)
 
 
 class DeadLetteringTopic(faust.Topic):

@@ -1,8 +1,10 @@
 """Figure 5, the decision sink: rows per second into ``pipeline_decisions``.
 
 planstream: N ``DecisionMade`` events are on a fresh decisions topic before the real
-``decisions_sink`` service starts; rows/s is counted from the first rows to the last (so the
-worker's start-up is left out), with the table's count sampled every 20 ms. Baselines on the
+``decisions_sink`` service starts (its own process, started like ``planstream up`` does: a plain
+aiokafka consumer writing one batch per fetch, offsets committed after each write); rows/s is
+counted from the first rows to the last (so the process's start-up is left out), with the
+table's count sampled every 20 ms. Baselines on the
 same rows, batch size (``sink_batch_size``) and table: asyncpg ``executemany`` of the same
 ``INSERT … ON CONFLICT DO NOTHING``, and ``copy_records_to_table``, one transaction per batch.
 ``DecisionLog.write`` in this process (the sink's own statements without Kafka) is a third
@@ -172,9 +174,10 @@ async def run_sink(workspace: Workspace, profile: Profile) -> Figure:
         await pool.close()
     figure.repeats = profile.repeats
     executemany = "raw asyncpg executemany (same INSERT, same batches)"
+    service = "rows/s (decisions_sink service, from Kafka)"
     for ours, baseline, metric, name in (
-        ("planstream", "executemany", "rows/s", executemany),
-        ("planstream", "copy", "rows/s", "raw asyncpg copy_records_to_table (same batches)"),
+        ("planstream", "executemany", service, executemany),
+        ("planstream", "copy", service, "raw asyncpg copy_records_to_table (same batches)"),
         ("adapter", "executemany", "rows/s (DecisionLog.write, no Kafka)", executemany),
     ):
         figure.pairs.append(Pair.of(metric, "rows/s", results[ours], results[baseline], name))
