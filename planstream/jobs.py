@@ -10,7 +10,7 @@ from typing import Any
 from planstream.adapters.leases import JobLeases
 from planstream.events import StepEvent
 from planstream.ids import new_id
-from planstream.records import Lease
+from planstream.records import Lease, NewJob
 from planstream.settings import Settings
 from topics import TopicSpec
 
@@ -73,6 +73,20 @@ class Jobs:
         """The job's idempotency key: one job per service and step attempt."""
         return f"{self.service}:{event.idempotency_key}"
 
+    def new_job(self, event: StepEvent, source: TopicSpec) -> NewJob:
+        """The job for the step attempt ``event`` names; it keeps the event and its topic, so
+        the sweeper can deliver it again."""
+        return NewJob(
+            job_id=new_id("job"),
+            run_id=event.run_id,
+            step_id=event.step_id,
+            attempt=event.attempt,
+            service=self.service,
+            idempotency_key=self.key(event),
+            payload_ref={"topic": source.name, "event": event.model_dump(mode="json")},
+            max_attempts=self._settings.max_attempts,
+        )
+
     async def receive(self, event: StepEvent, source: TopicSpec) -> bool:
         """Record the job as pending before its event's offset may be committed.
 
@@ -80,32 +94,13 @@ class Jobs:
         (or the event is dropped) before a worker leases the job, the sweeper delivers the kept
         event again. False when the event names no known run (nothing to record).
         """
-        return await self._leases.receive(
-            job_id=new_id("job"),
-            run_id=event.run_id,
-            step_id=event.step_id,
-            attempt=event.attempt,
-            service=self.service,
-            idempotency_key=self.key(event),
-            payload_ref=_kept(event, source),
-            max_attempts=self._settings.max_attempts,
-        )
+        return await self._leases.receive(self.new_job(event, source))
 
     async def begin(self, event: StepEvent, source: TopicSpec) -> StepWork | None:
-        """Lease the job for the step attempt ``event`` names, or None if it is not ours to do.
-
-        The job keeps the event and its topic, so the sweeper can deliver it again if this
-        worker dies holding the lease.
-        """
+        """Lease the job for the step attempt ``event`` names, or None if it is not ours to do
+        (a worker dying with the lease leaves it to the sweeper)."""
         lease = await self._leases.acquire(
-            job_id=new_id("job"),
-            run_id=event.run_id,
-            step_id=event.step_id,
-            attempt=event.attempt,
-            service=self.service,
-            idempotency_key=self.key(event),
-            payload_ref=_kept(event, source),
-            max_attempts=self._settings.max_attempts,
+            self.new_job(event, source),
             worker_id=self.worker_id,
             lease_s=self._settings.lease_s,
         )
@@ -146,8 +141,3 @@ class Jobs:
                 extra={"job_id": work.lease.job_id, "epoch": work.lease.epoch},
             )
         return accepted
-
-
-def _kept(event: StepEvent, source: TopicSpec) -> dict[str, Any]:
-    """What a job keeps so that the sweeper can deliver its event again."""
-    return {"topic": source.name, "event": event.model_dump(mode="json")}

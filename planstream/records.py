@@ -6,7 +6,16 @@ from typing import Any, Literal
 
 from planstream.events import Quality
 
-__all__ = ["Artifact", "ArtifactKind", "Job", "Lease", "LeaseRefusal", "Run", "Upload"]
+__all__ = [
+    "Artifact",
+    "ArtifactKind",
+    "Job",
+    "Lease",
+    "LeaseRefusal",
+    "NewJob",
+    "Run",
+    "Upload",
+]
 
 ArtifactKind = Literal["source_image", "render_image", "spaces_json", "model_response"]
 LeaseRefusal = Literal["completed", "failed", "blocked", "leased", "exhausted"]
@@ -42,6 +51,33 @@ class Job:
     status: str
     idempotency_key: str
     published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job as a service first records it: one per service and step attempt."""
+
+    job_id: str
+    run_id: str
+    step_id: int
+    attempt: int
+    service: str
+    idempotency_key: str
+    payload_ref: dict[str, Any]  # the event that started it and its topic, to deliver it again
+    max_attempts: int
+
+    def row(self) -> tuple[Any, ...]:
+        """Its columns, in the order the job statements take them."""
+        return (
+            self.job_id,
+            self.run_id,
+            self.step_id,
+            self.attempt,
+            self.service,
+            self.idempotency_key,
+            self.payload_ref,
+            self.max_attempts,
+        )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import asyncpg
 
-from planstream.records import Lease, LeaseRefusal
+from planstream.records import Lease, LeaseRefusal, NewJob
 
 __all__ = ["JobLeases"]
 
@@ -90,69 +90,23 @@ class JobLeases:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def acquire(
-        self,
-        *,
-        job_id: str,
-        run_id: str,
-        step_id: int,
-        attempt: int,
-        service: str,
-        idempotency_key: str,
-        payload_ref: dict[str, Any],
-        max_attempts: int,
-        worker_id: str,
-        lease_s: float,
-    ) -> Lease | LeaseRefusal:
+    async def acquire(self, job: NewJob, *, worker_id: str, lease_s: float) -> Lease | LeaseRefusal:
         """Lease the job (creating it if new), or say why not."""
-        row = await self._pool.fetchrow(
-            _ACQUIRE,
-            job_id,
-            run_id,
-            step_id,
-            attempt,
-            service,
-            idempotency_key,
-            payload_ref,
-            max_attempts,
-            worker_id,
-            float(lease_s),
-        )
+        row = await self._pool.fetchrow(_ACQUIRE, *job.row(), worker_id, float(lease_s))
         if row is not None:
             return Lease(row["job_id"], row["lease_epoch"], row["attempts"])
         status, attempts, limit = await self._pool.fetchrow(
             "SELECT status, attempts, max_attempts FROM pipeline_jobs WHERE idempotency_key = $1",
-            idempotency_key,
+            job.idempotency_key,
         )
         if status in ("completed", "failed", "blocked"):
             return cast(LeaseRefusal, status)
         return "exhausted" if attempts >= limit else "leased"
 
-    async def receive(
-        self,
-        *,
-        job_id: str,
-        run_id: str,
-        step_id: int,
-        attempt: int,
-        service: str,
-        idempotency_key: str,
-        payload_ref: dict[str, Any],
-        max_attempts: int,
-    ) -> bool:
+    async def receive(self, job: NewJob) -> bool:
         """Record the job as pending (a no-op if it exists); False if the run is unknown."""
         try:
-            await self._pool.execute(
-                _RECEIVE,
-                job_id,
-                run_id,
-                step_id,
-                attempt,
-                service,
-                idempotency_key,
-                payload_ref,
-                max_attempts,
-            )
+            await self._pool.execute(_RECEIVE, *job.row())
         except asyncpg.ForeignKeyViolationError:
             return False
         return True

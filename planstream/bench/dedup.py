@@ -25,7 +25,7 @@ from planstream.bench.rows import step_request
 from planstream.bench.stats import BenchmarkFailed, Figure, Pair, verify_exactly_once
 from planstream.bench.workspace import Workspace
 from planstream.ids import new_id
-from planstream.records import Lease
+from planstream.records import Lease, NewJob
 from topics import STEP_REQUESTED
 
 __all__ = ["run_dedup"]
@@ -70,18 +70,8 @@ async def _variant(
     leases = JobLeases(pool)
 
     async def lease(run_id: str, key: str, worker: str) -> bool:
-        result = await leases.acquire(
-            job_id=new_id("job"),
-            run_id=run_id,
-            step_id=0,
-            attempt=1,
-            service="image_io",
-            idempotency_key=key,
-            payload_ref=_payload(run_id),
-            max_attempts=max_attempts,
-            worker_id=worker,
-            lease_s=300,
-        )
+        job = NewJob(new_id("job"), run_id, 0, 1, "image_io", key, _payload(run_id), max_attempts)
+        result = await leases.acquire(job, worker_id=worker, lease_s=300)
         if not isinstance(result, Lease) and result != "leased":
             raise BenchmarkFailed(f"a duplicate check answered {result!r}, not 'leased'")
         return isinstance(result, Lease)

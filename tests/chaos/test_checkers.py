@@ -9,6 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from planstream.chaos.streams import (
     read_topics,
 )
 from planstream.events import DecisionMade, step_key
-from planstream.records import Lease
+from planstream.records import Lease, NewJob
 from planstream.settings import Settings
 from topics import STEP_REQUESTED
 
@@ -231,19 +232,12 @@ async def test_i5_stale_write_without_the_fence_is_reported(
     pool = await create_pool(scratch.dsn, max_size=2)
     try:
         jobs = leases.JobLeases(pool)
-        common = {
-            "run_id": run,
-            "step_id": 0,
-            "attempt": 1,
-            "service": "info_worker",
-            "idempotency_key": f"info_worker:{step_key(run, 0, 1)}",
-            "payload_ref": {},
-            "max_attempts": 3,
-        }
-        zombie = await jobs.acquire(job_id=_id("job"), worker_id="zombie", lease_s=0.01, **common)
+        key = f"info_worker:{step_key(run, 0, 1)}"
+        job = NewJob(_id("job"), run, 0, 1, "info_worker", key, {}, 3)
+        zombie = await jobs.acquire(job, worker_id="zombie", lease_s=0.01)
         assert isinstance(zombie, Lease)
         await conn.execute("SELECT pg_sleep(0.05)")
-        heir = await jobs.acquire(job_id=_id("job"), worker_id="heir", lease_s=30, **common)
+        heir = await jobs.acquire(replace(job, job_id=_id("job")), worker_id="heir", lease_s=30)
         assert isinstance(heir, Lease) and heir.epoch == zombie.epoch + 1
         # The product's fenced write refuses the zombie and records it: nothing accepted.
         assert not await jobs.finish(

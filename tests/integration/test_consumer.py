@@ -48,8 +48,9 @@ async def _produce(settings: Settings, topic: str, messages: int = MESSAGES) -> 
         await producer.stop()
 
 
-def _app(settings: Settings) -> _ProbeApp:
-    return _ProbeApp(
+def _app(settings: Settings, topic_name: str, seen: list[int], pause_s: float) -> _ProbeApp:
+    """A finalized app whose one agent appends each value it takes to ``seen``."""
+    app = _ProbeApp(
         f"planstream-consumer-probe-{uuid.uuid4().hex[:8]}",
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -59,6 +60,15 @@ def _app(settings: Settings) -> _ProbeApp:
         autodiscover=False,
         topic_disable_leader=True,
     )
+
+    @app.agent(app.topic(topic_name, key_serializer="raw", value_serializer="raw"))
+    async def probe(stream):  # type: ignore[no-untyped-def]
+        async for value in stream:
+            seen.append(int(value))
+            await asyncio.sleep(pause_s)
+
+    app.finalize()
+    return app
 
 
 def _missing(seen: list[int]) -> list[int]:
@@ -70,16 +80,8 @@ async def test_a_message_fetched_while_the_flow_stops_is_delivered_later(
     settings: Settings,
 ) -> None:
     topic_name = await _topic(settings)
-    app = _app(settings)
     seen: list[int] = []
-
-    @app.agent(app.topic(topic_name, key_serializer="raw", value_serializer="raw"))
-    async def probe(stream):  # type: ignore[no-untyped-def]
-        async for value in stream:
-            seen.append(int(value))
-            await asyncio.sleep(0.02)
-
-    app.finalize()
+    app = _app(settings, topic_name, seen, pause_s=0.02)  # slower than the fetcher
     await app.start()
     try:
         await _produce(settings, topic_name)
@@ -117,15 +119,8 @@ async def test_a_message_dropped_on_its_way_holds_the_commit_and_is_fetched_agai
     settings: Settings, lost: int, messages: int
 ) -> None:
     topic_name = await _topic(settings)
-    app = _app(settings)
     seen: list[int] = []
-
-    @app.agent(app.topic(topic_name, key_serializer="raw", value_serializer="raw"))
-    async def probe(stream):  # type: ignore[no-untyped-def]
-        async for value in stream:
-            seen.append(int(value))
-
-    app.finalize()
+    app = _app(settings, topic_name, seen, pause_s=0.0)
     dropped: list[int] = []
     deliver = app.consumer.callback
 
