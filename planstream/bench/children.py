@@ -16,6 +16,7 @@ from planstream.services import Service
 from planstream.settings import Settings
 
 __all__ = [
+    "NOT_FAUST",
     "PIPELINE",
     "faust_hop",
     "model_server",
@@ -35,6 +36,9 @@ PIPELINE = (
 )
 """The services a step-0 decision passes through, and the sweeper that watches their leases
 (renders are not part of any figure)."""
+
+NOT_FAUST = ("decisions_sink", "sweeper")
+"""Plain asyncio processes: no Faust rebalance recovery to wait for."""
 
 
 def worker(name: str, copy: int = 1) -> Service:

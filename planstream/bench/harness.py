@@ -123,19 +123,20 @@ class Pipeline:
 
     @asynccontextmanager
     async def extra_workers(self, copy: int = 2) -> AsyncIterator[None]:
-        """A second process of every Faust service while the block runs; the groups settled.
+        """A second process of every service but the sweeper while the block runs.
 
-        Events sent while a group rebalances can be lost (see docs/benchmarks.md), so the
-        block starts, and ends, only once every first process has recovered its new partitions.
+        The block starts, and ends, once every first Faust process has recovered its new
+        partitions, so the figure measures the steady state, not the rebalance.
         """
-        names = [name for name in children.PIPELINE if name != "sweeper"]
-        chosen = [children.worker(name, copy) for name in names]
-        before = self._assignments(names)
+        copies = [name for name in children.PIPELINE if name != "sweeper"]
+        faust = [name for name in copies if name not in children.NOT_FAUST]
+        chosen = [children.worker(name, copy) for name in copies]
+        before = self._assignments(faust)
         async with children.run_children(self.settings, chosen, self.logs):
-            await self._settled(names, before)
-            before = self._assignments(names)
+            await self._settled(faust, before)
+            before = self._assignments(faust)
             yield
-        await self._settled(names, before)
+        await self._settled(faust, before)
 
     def _assignments(self, names: Sequence[str]) -> dict[str, tuple[int, bool]]:
         """Per first process: rebalances seen so far, and whether the last one has recovered."""
