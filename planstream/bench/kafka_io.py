@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from planstream.adapters.kafka import read_all
 from planstream.settings import Settings
 
 __all__ = ["Arrivals", "create_topics", "new_producer", "read_messages", "send_all", "send_paced"]
@@ -137,20 +138,4 @@ class Arrivals:
 
 async def read_messages(settings: Settings, topic: str) -> list[Message]:
     """Every (key, value) now on ``topic``, from its first offset."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[Message] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(*partitions, timeout_ms=1000)
-            for records in batch.values():
-                found.extend((r.key or b"", r.value or b"") for r in records)
-        return found
-    finally:
-        await consumer.stop()
+    return [(r.key or b"", r.value or b"") for r in await read_all(settings, topic)]

@@ -15,9 +15,6 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from planstream.adapters.db import migrate
-from planstream.adapters.kafka import ensure_topics
-from planstream.adapters.storage import Storage
 from planstream.chaos.infra import PrivateInfra, free_port, private_settings
 from planstream.chaos.load import Ledger, Load, Sample
 from planstream.chaos.modelfaults import ModelFaults
@@ -27,7 +24,7 @@ from planstream.chaos.rig import Proc, Rig, http_ready, log_says, planstream_arg
 from planstream.chaos.secrets import Canaries
 from planstream.samples.generator import generate
 from planstream.samples.scenarios import Scenario
-from planstream.services import WORKERS
+from planstream.services import WORKERS, prepare
 from planstream.settings import Settings
 
 __all__ = ["Harness", "make_samples"]
@@ -118,14 +115,7 @@ class Harness:
         )
         if database_dsn is not None:
             await self._create_database()
-        await migrate(self.settings.dsn)
-        storage = Storage(self.settings)
-        await storage.start()
-        try:
-            await storage.ensure_bucket()
-        finally:
-            await storage.stop()
-        await ensure_topics(self.settings)
+        await prepare(self.settings)
         self._start_model_server()
         self.model = ModelFaults(f"http://127.0.0.1:{self.settings.model_server_port}/v1")
         model_port = self.model.start()

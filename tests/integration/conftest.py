@@ -8,11 +8,9 @@ import aioboto3
 import asyncpg
 import pytest
 
-from planstream.adapters.db import create_pool, migrate
-from planstream.adapters.kafka import ensure_topics
+from planstream.adapters.db import create_pool
 from planstream.adapters.repository import Repository
-from planstream.adapters.storage import Storage
-from planstream.services import everything, running
+from planstream.services import everything, prepare, running
 from planstream.settings import Settings
 from tests.integration.stackkit import ROOT, isolated_settings
 
@@ -43,12 +41,7 @@ async def settings(base_settings: Settings) -> AsyncIterator[Settings]:
         await admin.execute(f'CREATE DATABASE "{database}"')
     finally:
         await admin.close()
-    await migrate(isolated.dsn)
-    storage = Storage(isolated)
-    await storage.start()
-    await storage.ensure_bucket()
-    await storage.stop()
-    await ensure_topics(isolated)
+    await prepare(isolated)
     yield isolated
     admin = await asyncpg.connect(base_settings.dsn)
     try:
