@@ -15,6 +15,7 @@ import pytest
 
 from planstream.chaos.checkers import Check
 from planstream.chaos.harness import Harness
+from planstream.chaos.infra import Kind
 from planstream.chaos.load import Ledger, Sample
 from planstream.chaos.measure import first_progress_after, mark, measure, progress_between, quiesce
 from planstream.chaos.profiles import Profile
@@ -75,52 +76,50 @@ async def _decision_equality(env: Harness, ledger: Ledger) -> Check:
     )
 
 
+async def _down_under_load(
+    env: Harness, profile: Profile, component: Kind, down_s: float, result: Result, seed: int
+) -> Result:
+    """Kill ``component`` of the private stack 4 s into a load, start it again ``down_s``
+    later, restart the workers that died of it, drain, and measure every invariant."""
+    assert env.infra is not None
+    marks = await mark(env)
+    load = asyncio.create_task(env.load(profile.runs, seed=seed, rate_per_s=1.0))
+    await asyncio.sleep(4.0)
+    down_at = datetime.now(UTC)
+    began = time.monotonic()
+    await asyncio.to_thread(env.infra.kill, component)
+    await asyncio.sleep(max(0.0, down_s - (time.monotonic() - began)))
+    started_s = await env.infra.start(component)
+    healed_at = datetime.now(UTC)
+    ledger = await load
+    await asyncio.sleep(5.0)
+    revived = await asyncio.to_thread(env.ensure_running)
+    drained = await quiesce(env, ledger, profile.quiesce_s)
+    revived += await asyncio.to_thread(env.ensure_running)
+    result.recovery_s = await first_progress_after(env, healed_at)
+    finished = await progress_between(env, down_at, healed_at)
+    result.progress_during_fault = f"{finished} jobs finished while down"
+    figures = {
+        f"{component}_start_s": round(started_s, 1),
+        "workers_restarted": revived,
+        "indeterminate_requests": len(ledger.indeterminate),
+        "dead_letters": await _dead_lettered(env, marks),
+        "drain_s": round(drained, 1),
+    }
+    checks = [await _decision_equality(env, ledger)]
+    await measure(env, marks, ledger, result, extra_checks=checks, figures=figures)
+    return result
+
+
 @pytest.mark.timeout(3600)
 async def test_t05_broker_hard_restart_under_load(
     private_env: Harness, profile: Profile, seed: int, record
 ) -> None:
-    env = private_env
-    assert env.infra is not None
+    fault = f"kill -9 the broker, {profile.broker_down_s:.0f} s down, restart"
     for repeat in range(1, profile.broker_restarts + 1):
-        marks = await mark(env)
-        load = asyncio.create_task(env.load(profile.runs, seed=seed + repeat, rate_per_s=1.0))
-        await asyncio.sleep(4.0)
-        killed_at = datetime.now(UTC)
-        await asyncio.to_thread(env.infra.kill, "kafka")
-        await asyncio.sleep(profile.broker_down_s)
-        started_s = await env.infra.start("kafka")
-        healed_at = datetime.now(UTC)
-        ledger = await load
-        await asyncio.sleep(5.0)
-        revived = await asyncio.to_thread(env.ensure_running)
-        drained = await quiesce(env, ledger, profile.quiesce_s)
-        revived += await asyncio.to_thread(env.ensure_running)
-        result = Result(
-            "T05",
-            "broker hard restart",
-            f"kill -9 the broker, {profile.broker_down_s:.0f} s down, restart",
-            profile.name,
-            seed,
-            repeat,
-        )
-        result.recovery_s = await first_progress_after(env, healed_at)
-        result.progress_during_fault = (
-            f"{await progress_between(env, killed_at, healed_at)} jobs finished while down"
-        )
-        figures = {
-            "broker_start_s": round(started_s, 1),
-            "workers_restarted": revived,
-            "indeterminate_requests": len(ledger.indeterminate),
-            "dead_letters": await _dead_lettered(env, marks),
-            "drain_s": round(drained, 1),
-        }
-        await measure(
-            env,
-            marks,
-            ledger,
-            result,
-            extra_checks=[await _decision_equality(env, ledger)],
-            figures=figures,
+        result = Result("T05", "broker hard restart", fault, profile.name, seed, repeat)
+        await _down_under_load(
+            private_env, profile, "kafka", profile.broker_down_s, result, seed + repeat
         )
         record(result)
         assert result.verdict == "PASS", result.violations
@@ -130,47 +129,8 @@ async def test_t05_broker_hard_restart_under_load(
 async def test_t08_postgres_down_30_s_under_load(
     private_env: Harness, profile: Profile, seed: int, record
 ) -> None:
-    env = private_env
-    assert env.infra is not None
-    marks = await mark(env)
-    load = asyncio.create_task(env.load(profile.runs, seed=seed, rate_per_s=1.0))
-    await asyncio.sleep(4.0)
-    stopped_at = datetime.now(UTC)
-    began = time.monotonic()
-    await asyncio.to_thread(env.infra.kill, "postgres")
-    await asyncio.sleep(max(0.0, profile.pg_down_s - (time.monotonic() - began)))
-    started_s = await env.infra.start("postgres")
-    healed_at = datetime.now(UTC)
-    ledger = await load
-    await asyncio.sleep(5.0)
-    revived = await asyncio.to_thread(env.ensure_running)
-    drained = await quiesce(env, ledger, profile.quiesce_s)
-    revived += await asyncio.to_thread(env.ensure_running)
-    result = Result(
-        "T08",
-        "PostgreSQL down",
-        f"immediate shutdown, {profile.pg_down_s:.0f} s down, under load",
-        profile.name,
-        seed,
-    )
-    result.recovery_s = await first_progress_after(env, healed_at)
-    result.progress_during_fault = (
-        f"{await progress_between(env, stopped_at, healed_at)} jobs finished while down"
-    )
-    figures = {
-        "postgres_start_s": round(started_s, 1),
-        "workers_restarted": revived,
-        "indeterminate_requests": len(ledger.indeterminate),
-        "dead_letters": await _dead_lettered(env, marks),
-        "drain_s": round(drained, 1),
-    }
-    await measure(
-        env,
-        marks,
-        ledger,
-        result,
-        extra_checks=[await _decision_equality(env, ledger)],
-        figures=figures,
-    )
+    fault = f"immediate shutdown, {profile.pg_down_s:.0f} s down, under load"
+    result = Result("T08", "PostgreSQL down", fault, profile.name, seed)
+    await _down_under_load(private_env, profile, "postgres", profile.pg_down_s, result, seed)
     record(result)
     assert result.verdict == "PASS", result.violations
