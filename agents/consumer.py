@@ -1,30 +1,31 @@
 """A Faust consumer that never moves past a fetched message no stream took.
 
 faust-streaming 0.15 can lose a message around a consumer-group rebalance or a restart
-(docs/reliability.md, findings F2 and F8), in two ways:
+(docs/reliability.md, findings F2 and F8), in three ways:
 
 1. Its fetch loop drops records without a trace: records of a partition that is paused or not
    yet active, the rest of a fetch once the flow stops or the group generation changes, and a
    message whose hand-over to the streams lost the race against the "flow stopped" signal
-   (its offset is even recorded as read). The fetch position has moved past all of them, so
-   unless a later seek to the committed offset happens to come after the drop, nothing fetches
-   them again: the partition stalls (F8) or, once a later message is acknowledged, the commit
-   jumps over the gap (F2: the commit refuses only gaps wider than one).
-2. A stream skips a message fetched in an earlier group generation (or while the flow is
-   stopped) and *acknowledges* it, so the commit may move past a message nobody processed.
+   (its offset is even recorded as read). And the recovery resumes its flow control, which
+   empties every stream buffer, just *after* it seeks to the committed offsets. The fetch
+   position has moved past all of these, and aiokafka's seek to the committed offsets leaves
+   a partition with nothing committed where it is: the partition stalls (F8) or, once a later
+   message is acknowledged, the commit jumps over the gap.
+2. The commit refuses only gaps wider than one (faust-streaming #606), so a single missing
+   message at the head is committed over (F2).
+3. A stream skips a message fetched in an earlier group generation (or while the flow is
+   stopped) and, on the pure-Python path, *acknowledges* it.
 
-``FlowSafeConsumer`` closes both and backs them with a repair:
+``FlowSafeConsumer`` closes all three and backs them with a repair:
 
 - its fetch loop hands every fetched record over or seeks its partition back to it, so the
-  next fetch returns it again;
-- it ignores the acknowledgement of a message no stream took during a rebalance (on the pure
-  Python stream path; the Cython path does not acknowledge skipped messages);
-- it never commits past an offset that was not acknowledged (a hole at the head of a
-  partition holds its commit back instead of being jumped over);
+  next fetch returns it again; after every flow resume (the buffers were just emptied) it seeks
+  every partition to its committed offset, and one with nothing committed to its beginning;
+- it never commits past an unacknowledged message at the head of a partition;
+- it ignores the acknowledgement of a message no stream took during a rebalance;
 - every ``REPAIR_AFTER_S`` it looks for a partition whose next message to commit is neither
-  acknowledged nor being processed, although the partition has moved on past it, twice in a
-  row with nothing changing; such a message was dropped somewhere on its way, and the partition
-  is sought back to it.
+  acknowledged nor being processed although the partition moved past it, and seeks the
+  partition back to it when two checks in a row find it so.
 
 All of this only adds redeliveries, which the idempotency keys absorb.
 """
