@@ -14,8 +14,14 @@ __all__ = ["git_commit", "load_average", "machine_facts"]
 _PACKAGES = ("faust-streaming", "aiokafka", "asyncpg", "pydantic", "aiohttp", "openai", "moto")
 
 
+# Tracked files only, and not the reports a benchmark writes.
+_GIT_STATUS = ("git", "-C")
+_GIT_STATUS_ARGS = ("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports")
+
+
 def git_commit(root: Path) -> str:
-    """The commit checked out at ``root``, with ``-dirty`` when tracked files differ from it."""
+    """The commit checked out at ``root``, with ``-dirty`` when tracked files differ from it
+    (the reports a benchmark writes do not count)."""
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
@@ -25,7 +31,7 @@ def git_commit(root: Path) -> str:
             timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            [*_GIT_STATUS, str(root), *_GIT_STATUS_ARGS],
             capture_output=True,
             text=True,
             check=True,
