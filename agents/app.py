@@ -176,12 +176,15 @@ class TopicPublisher:
 
 def create_app(settings: Settings, service: str) -> PlanstreamApp:
     """One Faust app per service, configured as FAUST-NOTES.md recommends."""
+    datadir = settings.work_dir / "faust"  # Faust's own folders, not in the working folder
+    datadir.mkdir(parents=True, exist_ok=True)
     return PlanstreamApp(
         settings,
         service,
         id=f"planstream-{service}{settings.app_id_suffix}",
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
+        datadir=str(datadir / "{conf.name}-data"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         topic_disable_leader=True,

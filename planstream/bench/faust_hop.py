@@ -43,6 +43,7 @@ def faust_options(settings: Settings, service: str) -> dict[str, Any]:
         "id": f"planstream-{service}{settings.app_id_suffix}",
         "broker": f"kafka://{settings.kafka_bootstrap}",
         "store": "memory://",
+        "datadir": str(settings.work_dir / "faust" / "{conf.name}-data"),
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication_factor,
         "topic_disable_leader": True,
@@ -96,6 +97,7 @@ def build(settings: Settings, pooled: bool = False) -> faust.App:
     table is skipped; otherwise it is handled with retries (a refusal is dead-lettered) and
     marked done afterwards, which writes the table's changelog.
     """
+    (settings.work_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(**faust_options(settings, SERVICE))
     dedup = app.Table("dedup", default=None, partitions=settings.topic_partitions)
     dead_letters = DeadLetters(app, settings, SERVICE)

@@ -50,8 +50,11 @@ async def _produce(settings: Settings, topic: str, messages: int = MESSAGES) -> 
 
 def _app(settings: Settings, topic_name: str, seen: list[int], pause_s: float) -> _ProbeApp:
     """A finalized app whose one agent appends each value it takes to ``seen``."""
+    datadir = settings.work_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = _ProbeApp(
         f"planstream-consumer-probe-{uuid.uuid4().hex[:8]}",
+        datadir=str(datadir / "{conf.name}-data"),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         stream_buffer_maxsize=1,
