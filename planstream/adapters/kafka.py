@@ -191,12 +191,7 @@ class ProducerDeadLetters:
     def __init__(self, settings: Settings, service: str) -> None:
         self._topic = DEAD_LETTER.full_name(settings.topic_namespace)
         self._service = service
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            request_timeout_ms=15_000,
-        )
+        self._producer = _acknowledged_producer(settings)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -208,6 +203,17 @@ class ProducerDeadLetters:
         headers = dead_letter_headers(message, error, self._service, datetime.now(UTC))
         await self._producer.send_and_wait(self._topic, message.value, message.key, headers=headers)
         _logged(message, error)
+
+
+def _acknowledged_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+    """A producer whose sends are acknowledged by every in-sync replica, without duplicates."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=15_000,
+        **options,
+    )
 
 
 class DeadLetteringTopic(faust.Topic):
@@ -232,13 +238,7 @@ class EventPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=settings.producer_linger_ms,
-            request_timeout_ms=15_000,
-        )
+        self._producer = _acknowledged_producer(settings, linger_ms=settings.producer_linger_ms)
 
     async def start(self) -> None:
         await self._producer.start()
