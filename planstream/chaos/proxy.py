@@ -62,10 +62,21 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
 
     def close(self) -> None:
+        """Cancel and await every task left on the loop (their ``finally`` closes sockets), stop."""
+        with contextlib.suppress(Exception):
+            self.run(_cancel_others(), timeout_s=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+async def _cancel_others() -> None:
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -137,10 +148,15 @@ class FaultProxy:
             await self._listen()
 
     async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for writer in list(self._open):
             _reset(writer)
+        self._open.clear()
+        await _cancel_others()
+        if server is not None:
+            await server.wait_closed()
 
     async def _handle(
         self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
