@@ -142,6 +142,9 @@ class Settings(BaseModel):
     )
 
     # Leases and the sweeper.
+    consumer_repair_s: float = Field(
+        default=10.0, gt=0, description="how often a Faust consumer looks for a stalled partition"
+    )
     sweeper_interval_s: float = Field(default=10.0, gt=0)
     sweeper_batch: int = Field(default=200, ge=1)
     dedup_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)

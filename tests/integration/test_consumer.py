@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents.consumer import REPAIR_AFTER_S, FlowSafeTransport
+from agents.consumer import FlowSafeTransport
 from planstream.settings import Settings
 from tests.integration.stackkit import wait_for
 
@@ -22,6 +22,12 @@ MESSAGES = 60
 
 
 class _ProbeApp(faust.App):
+    """A bare Faust app with FlowSafeConsumer; ``settings`` gives its repair period."""
+
+    def __init__(self, *args: object, settings: Settings, **options: object) -> None:
+        super().__init__(*args, **options)
+        self.settings = settings
+
     def _new_transport(self):  # type: ignore[no-untyped-def]
         return FlowSafeTransport(self.conf.broker_consumer, self)
 
@@ -54,6 +60,7 @@ def _app(settings: Settings, topic_name: str, seen: list[int], pause_s: float) -
     datadir.mkdir(parents=True, exist_ok=True)
     app = _ProbeApp(
         f"planstream-consumer-probe-{uuid.uuid4().hex[:8]}",
+        settings=settings,
         datadir=str(datadir / "{conf.name}-data"),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -123,6 +130,7 @@ async def test_a_message_dropped_on_its_way_holds_the_commit_and_is_fetched_agai
 ) -> None:
     topic_name = await _topic(settings)
     seen: list[int] = []
+    settings = settings.with_overrides(consumer_repair_s=2.0)  # the repair finds it sooner
     app = _app(settings, topic_name, seen, pause_s=0.0)
     dropped: list[int] = []
     deliver = app.consumer.callback
@@ -145,7 +153,7 @@ async def test_a_message_dropped_on_its_way_holds_the_commit_and_is_fetched_agai
             )
 
         try:
-            await wait_for(everything_seen, timeout_s=3 * REPAIR_AFTER_S + 10)
+            await wait_for(everything_seen, timeout_s=3 * settings.consumer_repair_s + 10)
         except AssertionError:
             committed = app.consumer._committed_offset[tp]
             pytest.fail(f"dropped {dropped}, seen {sorted(set(seen))}, committed {committed}")
