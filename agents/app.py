@@ -123,7 +123,8 @@ class PlanstreamApp(faust.App):
     async def submit(self, event: EventT[Event], handle: Callable[[], Awaitable[object]]) -> None:
         """Record the event's job, then process it in the background pool, one at a time per
         run and step. The agent acknowledges the event when this returns, so the job row must
-        exist first: PostgreSQL, not the offset, then holds the work (the sweeper re-drives it)."""
+        exist first: PostgreSQL, not the offset, then holds the work (the sweeper re-drives it).
+        An event no job row holds (a reviewer's decision) is processed before this returns."""
         value = cast(Event, event.value)
         message = event.message
         log.info(
@@ -135,12 +136,13 @@ class PlanstreamApp(faust.App):
             message.partition,
             message.offset,
         )
-        if isinstance(value, StepEvent):
-            source = by_name(message.topic.removeprefix(self.settings.topic_namespace))
-            runtime = await self.runtime()
-            await self._through_outages(lambda: runtime.jobs.receive(value, source))
-        key = (value.run_id, getattr(value, "step_id", None))
-        await self.pool.submit(key, lambda: self.process(event, handle))
+        if not isinstance(value, StepEvent):
+            await self.process(event, handle)  # rare and quick; a crash before the ack redoes it
+            return
+        source = by_name(message.topic.removeprefix(self.settings.topic_namespace))
+        runtime = await self.runtime()
+        await self._through_outages(lambda: runtime.jobs.receive(value, source))
+        await self.pool.submit((value.run_id, value.step_id), lambda: self.process(event, handle))
 
     async def _through_outages(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, tried again for as long as PostgreSQL is unreachable: an outage is no
