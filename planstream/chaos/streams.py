@@ -13,6 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 
 from planstream.chaos.checkers import Check
 from planstream.settings import Settings
@@ -152,6 +154,27 @@ def group_ids(settings: Settings, services: Iterable[str]) -> dict[str, str]:
     return {s: f"planstream-{s}{settings.app_id_suffix}" for s in services}
 
 
+# A broker that has just started has no coordinator for a group until it has created
+# __consumer_offsets: it answers GroupCoordinatorNotAvailable (a retriable error) meanwhile.
+COORDINATOR_WAIT_S = 60.0
+
+
+async def _group_offsets(
+    admin: AIOKafkaAdminClient, group: str
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offsets, waiting out retriable errors for ``COORDINATOR_WAIT_S``."""
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    while True:
+        try:
+            offsets: dict[TopicPartition, OffsetAndMetadata]
+            offsets = await admin.list_consumer_group_offsets(group)
+            return offsets
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def consumer_lag(settings: Settings) -> Check:
     """I8: for every service's group, committed offset == end offset on every partition."""
     admin = AIOKafkaAdminClient(
@@ -164,7 +187,7 @@ async def consumer_lag(settings: Settings) -> Check:
         behind: list[str] = []
         total = 0
         for service, group in group_ids(settings, SERVICE_TOPICS).items():
-            committed = await admin.list_consumer_group_offsets(group)
+            committed = await _group_offsets(admin, group)
             names = [settings.topic_namespace + t for t in SERVICE_TOPICS[service]]
             partitions = [
                 TopicPartition(n, p) for n in names for p in range(settings.topic_partitions)
