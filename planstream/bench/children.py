@@ -58,8 +58,8 @@ def raw_hop(name: str, args: Sequence[str]) -> Service:
 
 
 def faust_hop(name: str, pooled: bool = False) -> Service:
-    """A planstream Faust hop (``planstream.bench.faust_hop``), configured by the settings."""
-    args = (sys.executable, "-m", "planstream.bench.faust_hop", *(["pooled"] if pooled else []))
+    """planstream's Faust hop (``agents.bench_hop``), configured by the settings."""
+    args = (sys.executable, "-m", "agents.bench_hop", *(["pooled"] if pooled else []))
     return Service(name, args, "Ready")
 
 

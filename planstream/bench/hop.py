@@ -1,7 +1,7 @@
 """Figure 1, hop cost: one planstream agent hop against one raw aiokafka consume-produce hop.
 
 Each variant runs as a child process on its own pair of topics with planstream's partition
-count: planstream's hop (``faust_hop``: decode, validate, produce, acknowledgement awaited),
+count: planstream's hop (``agents.bench_hop``: decode, validate, produce, acknowledgement awaited),
 the raw hop waiting for each acknowledgement the same way (the paired baseline), and the raw
 hop sending a whole fetched batch before waiting (an upper bound). The same ``StepRequested``
 bytes go in; an ``ImageReady`` of the same shape comes out. Throughput is N messages sent at
@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planstream.bench import children, cpu, kafka_io
-from planstream.bench.faust_hop import image_ready
 from planstream.bench.profile import Profile
 from planstream.bench.report import progress
-from planstream.bench.rows import step_request
+from planstream.bench.rows import image_ready, step_request
 from planstream.bench.stats import (
     Better,
     Figure,
@@ -117,8 +116,8 @@ async def _measure(
     paced = _messages(settings, profile.hop_latency_messages)
     name = f"hop{index}-{variant}"
     child = _child(variant, settings, name, _template(settings, folder))
-    kind = "faust_hop" if variant.startswith("planstream") else "raw_hop"
-    marker = {name: [f"planstream.bench.{kind}"]}
+    module = "agents.bench_hop" if variant.startswith("planstream") else "planstream.bench.raw_hop"
+    marker = {name: [module]}
     producer = kafka_io.new_producer(settings)
     arrivals = kafka_io.Arrivals(settings, [sink])
     await producer.start()

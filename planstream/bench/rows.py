@@ -6,10 +6,10 @@ from typing import Any
 
 import asyncpg
 
-from planstream.events import DecisionMade, StepRequested, Versions, step_key
+from planstream.events import DecisionMade, ImageReady, StepRequested, Versions, step_key
 from planstream.ids import new_id
 
-__all__ = ["decision", "reset_runs", "step_request"]
+__all__ = ["decision", "image_ready", "reset_runs", "step_request"]
 
 
 async def reset_runs(conn: asyncpg.Connection, count: int, bucket: str) -> list[str]:
@@ -50,6 +50,22 @@ def step_request(run_id: str, artifact_id: str | None = None) -> StepRequested:
         **_first_step(run_id),
         input_artifact_ids=[artifact_id or new_id("art")],
         requested_by="client",
+    )
+
+
+def image_ready(request: StepRequested, job_id: str) -> ImageReady:
+    """The event Image I/O publishes for a step request whose images passed."""
+    return ImageReady(
+        event_id=new_id("evt"),
+        run_id=request.run_id,
+        occurred_at=request.occurred_at,
+        step_id=request.step_id,
+        attempt=request.attempt,
+        idempotency_key=request.idempotency_key,
+        job_id=job_id,
+        artifact_ids=request.input_artifact_ids,
+        quality="2K",
+        versions=request.versions,
     )
 
 

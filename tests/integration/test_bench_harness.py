@@ -4,11 +4,8 @@ writes both reports. No figure is judged here: the machine is shared, so timings
 import json
 from pathlib import Path
 
-import faust
 import pytest
 
-from agents.app import create_app
-from planstream.bench.faust_hop import SERVICE, faust_options
 from planstream.bench.profile import TINY
 from planstream.bench.report import write_reports
 from planstream.bench.runner import FIGURES, _guarded, run_bench
@@ -32,17 +29,6 @@ async def test_a_failed_check_reports_no_number() -> None:
     assert figure.error == "BenchmarkFailed: 2 lost"
     assert figure.as_dict()["verified"] is False
     assert figure.pairs == []
-
-
-def test_the_hop_app_is_configured_like_every_service(base_settings: Settings) -> None:
-    """planstream cannot import the agents glue, so the hop mirrors create_app's options."""
-    settings = base_settings.with_overrides(app_id_suffix="-optionscheck")
-    ours = faust.App(**faust_options(settings, SERVICE)).conf
-    theirs = create_app(settings, SERVICE).conf
-    for name, param in type(theirs).SETTINGS.items():
-        if param.version_deprecated or name == "reply_to":  # reply_to: a random topic per app
-            continue
-        assert getattr(ours, name) == getattr(theirs, name), name
 
 
 async def test_a_tiny_run_verifies_every_figure_and_writes_both_reports(
