@@ -42,8 +42,6 @@ __all__ = ["FlowSafeConsumer", "FlowSafeTransport", "acknowledgeable"]
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_REPAIR_S = 10.0  # for an app without planstream settings (the benchmark's bare hop)
-
 
 def acknowledgeable(message: Message, *, flow_active: bool, generation_id: int) -> bool:
     """Whether an acknowledgement of ``message`` means it was handled.
@@ -58,7 +56,7 @@ def acknowledgeable(message: Message, *, flow_active: bool, generation_id: int) 
 
 
 class FlowSafeConsumer(faust_aiokafka.Consumer):
-    """The aiokafka consumer with the losses above closed."""
+    """The aiokafka consumer with the losses above closed; its app has planstream `settings`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -114,8 +112,7 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
 
     @Service.task
     async def _repair_every(self) -> None:
-        settings = getattr(self.app, "settings", None)
-        period = settings.consumer_repair_s if settings is not None else _DEFAULT_REPAIR_S
+        period: float = self.app.settings.consumer_repair_s  # type: ignore[attr-defined]
         while not self.should_stop:
             await self.sleep(period)
             if not self.should_stop:
