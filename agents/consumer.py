@@ -62,6 +62,7 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._first: dict[TP, int] = {}  # first offset fetched since a seek, if none committed
         self._missing: dict[TP, int] = {}  # partitions found stalled at the last check
+        self._rewinds: dict[TP, int] = {}  # seeks the repair asked for; the fetch loop does them
         self._reseek = False  # the stream buffers were cleared: seek before fetching again
 
     def ack(self, message: Message) -> bool:
@@ -123,11 +124,24 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
         if self.app.rebalancing or self.app.in_recovery or not self.flow_active:
             self._missing = {}
             return
+        if self._commit_fut is not None:
+            return  # a commit took its acknowledged offsets but has not recorded the new head
         missing = {tp: head for tp in self.assignment() if (head := self._lost(tp)) is not None}
         for tp, head in missing.items():
             if self._missing.get(tp) == head:
-                log.warning("%s: the message at %d went missing; fetching it again", tp, head)
-                await self._rewind(tp, head)
+                acked = self._acked[tp]
+                log.warning(
+                    "%s: the message at %d went missing; fetching it again (committed %s,"
+                    " read %s, %d acknowledged from %s, gaps %d)",
+                    tp,
+                    head,
+                    self._committed_offset[tp],
+                    self._read_offset[tp],
+                    len(acked),
+                    min(acked, default=None),
+                    len(self._gap[tp]),
+                )
+                self._rewinds[tp] = head  # not now: the fetch loop may be mid-batch
         self._missing = missing
 
     def _lost(self, tp: TP) -> int | None:
@@ -155,6 +169,10 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
             while not (self.should_stop or fetcher_stopped()):
                 if self._reseek and self.flow_active:
                     await self._seek_after_resume()
+                if self._rewinds:
+                    rewinds, self._rewinds = self._rewinds, {}
+                    for tp, offset in rewinds.items():
+                        await self._rewind(tp, offset)
                 self.diag.set_flag(CONSUMER_FETCHING)
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
@@ -186,8 +204,8 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
         rewind: dict[TP, int] = {}
         for tp, record in self.scheduler.iterate(records):
             offset = record.offset
-            if tp in rewind:
-                continue  # an earlier record of this partition was not delivered
+            if tp in rewind or tp in self._rewinds:
+                continue  # an earlier record was not delivered, or the repair rewinds it
             last = read_offset[tp]
             if last is not None and offset < last:
                 continue  # before the position a seek set: a stale prefetch

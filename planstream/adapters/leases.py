@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import asyncpg
 
+from planstream.errors import PermanentError
 from planstream.records import Lease, LeaseRefusal, NewJob
 
 __all__ = ["JobLeases"]
@@ -91,8 +92,12 @@ class JobLeases:
         self._pool = pool
 
     async def acquire(self, job: NewJob, *, worker_id: str, lease_s: float) -> Lease | LeaseRefusal:
-        """Lease the job (creating it if new), or say why not."""
-        row = await self._pool.fetchrow(_ACQUIRE, *job.row(), worker_id, float(lease_s))
+        """Lease the job (creating it if new), or say why not; PermanentError if its run does
+        not exist (an event about an unknown run is dead-lettered, not retried)."""
+        try:
+            row = await self._pool.fetchrow(_ACQUIRE, *job.row(), worker_id, float(lease_s))
+        except asyncpg.ForeignKeyViolationError:
+            raise PermanentError(f"run {job.run_id} does not exist") from None
         if row is not None:
             return Lease(row["job_id"], row["lease_epoch"], row["attempts"])
         status, attempts, limit = await self._pool.fetchrow(

@@ -3,6 +3,7 @@
 import pytest
 
 from planstream.adapters.leases import JobLeases
+from planstream.errors import PermanentError
 from planstream.events import ImageReady, step_key
 from planstream.ids import new_id
 from planstream.jobs import Jobs
@@ -155,3 +156,5 @@ async def test_a_receipt_records_the_job_once_and_the_lease_takes_it(
     assert (work.lease.epoch, work.lease.deliveries) == (1, 1)
     unknown = make_step_requested(run_id=new_id("run"), input_artifact_ids=[artifact_id])
     assert not await jobs.receive(unknown, STEP_REQUESTED)
+    with pytest.raises(PermanentError, match=f"run {unknown.run_id} does not exist"):
+        await jobs.begin(unknown, STEP_REQUESTED)  # dead-lettered by the agent, not a crash
