@@ -87,7 +87,8 @@ async def quiesce(harness: Harness, ledger: Ledger, timeout_s: float) -> float:
 
     A held lease resolves within its deliveries (each a lease plus a sweep), so that wait is
     bounded by them, not by ``timeout_s``: a lease still held after it is a finding, not a
-    reason to wait longer.
+    reason to wait longer. The lag may take as long as the runs: after a full replay every
+    group re-reads the whole history.
     """
     began = time.monotonic()
     s = harness.settings
@@ -95,7 +96,7 @@ async def quiesce(harness: Harness, ledger: Ledger, timeout_s: float) -> float:
     stages = (
         ("runs", timeout_s),
         ("leases", (s.lease_s + s.sweeper_interval_s) * s.max_attempts + 30.0),
-        ("lag", 60.0),
+        ("lag", timeout_s),
     )
     for stage, budget in stages:
         deadline = time.monotonic() + budget
