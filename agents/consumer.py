@@ -91,6 +91,8 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
         to its beginning (aiokafka leaves those where the last fetch left them)."""
         await super().perform_seek()
         self._first.clear()
+        self._rewinds.clear()  # every partition now starts at or before what the repair asked
+        self._missing = {}
         changelogs = self.app.tables.changelog_topics
         for tp in self.assignment():
             if not self._committed_offset[tp] and tp.topic not in changelogs:
