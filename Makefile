@@ -57,7 +57,7 @@ CHAOS_RUN = mkdir -p .planstream/chaos && rm -f .planstream/chaos/results-$(1).j
 	PLANSTREAM_CHAOS_PROFILE=$(1) PLANSTREAM_CHAOS_RESULTS=.planstream/chaos/results-$(1).jsonl \
 	$(BIN)/pytest $(CHAOS_TESTS) -m chaos --timeout 3600 -p no:cacheprovider \
 	-W ignore::pytest.PytestUnraisableExceptionWarning; status=$$?; \
-	$(BIN)/python -m planstream.chaos.report --profile $(1) \
+	$(BIN)/python -m planstream.dev.chaos.report --profile $(1) \
 	--results .planstream/chaos/results-$(1).jsonl --out $(2); exit $$status
 
 chaos: setup

@@ -11,11 +11,11 @@ import sys
 
 import faust
 
-from agents import decisions_sink, sweeper
-from agents.app import create_app
+from agents import sweeper
 from planstream import crashpoints
-from planstream.adapters.kafka import ensure_topics
-from planstream.services import WORKERS
+from planstream.adapters.faust.app import create_app
+from planstream.adapters.kafka import decisions_sink, ensure_topics
+from planstream.dev.launcher import WORKERS
 from planstream.settings import Settings
 
 SERVICES = WORKERS

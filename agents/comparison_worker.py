@@ -2,9 +2,9 @@
 
 from functools import partial
 
-from agents.app import PlanstreamApp
-from planstream.comparison_worker import SERVICE, ComparisonWorker
-from planstream.rules import Policy
+from planstream.adapters.faust.app import PlanstreamApp
+from planstream.domain.rules import Policy
+from planstream.services.comparison_worker import SERVICE, ComparisonWorker
 from topics import INFO_EXTRACTED
 
 __all__ = ["build"]

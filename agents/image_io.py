@@ -6,8 +6,8 @@ thread overlap with the others'; the pool keeps a run's step events in order.
 
 from functools import partial
 
-from agents.app import PlanstreamApp
-from planstream.image_io import SERVICE, ImageIO
+from planstream.adapters.faust.app import PlanstreamApp
+from planstream.services.image_io import SERVICE, ImageIO
 from topics import STEP_REQUESTED
 
 __all__ = ["build"]

@@ -2,8 +2,8 @@
 
 from functools import partial
 
-from agents.app import PlanstreamApp
-from planstream.info_worker import SERVICE, InfoWorker
+from planstream.adapters.faust.app import PlanstreamApp
+from planstream.services.info_worker import SERVICE, InfoWorker
 from topics import IMAGE_READY, INFO_REQUESTED
 
 __all__ = ["build"]

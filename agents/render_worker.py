@@ -2,8 +2,8 @@
 
 from functools import partial
 
-from agents.app import PlanstreamApp
-from planstream.render_worker import SERVICE, RenderWorker
+from planstream.adapters.faust.app import PlanstreamApp
+from planstream.services.render_worker import SERVICE, RenderWorker
 from topics import RENDER_REQUESTED
 
 __all__ = ["build"]

@@ -2,9 +2,9 @@
 
 from functools import partial
 
-from agents.app import PlanstreamApp
-from planstream.rules import Policy
-from planstream.supervisor import SERVICE, Supervisor
+from planstream.adapters.faust.app import PlanstreamApp
+from planstream.domain.rules import Policy
+from planstream.services.supervisor import SERVICE, Supervisor
 from topics import COMPARISON_COMPLETED, RUN_REVIEWED, STEP_FAILED
 
 __all__ = ["build"]

@@ -8,12 +8,12 @@ import contextlib
 import logging
 import signal
 
-from planstream.adapters.db import create_pool
 from planstream.adapters.kafka import EventPublisher
-from planstream.adapters.leases import JobLeases
-from planstream.runtime import open_runtime
+from planstream.adapters.postgres.db import create_pool
+from planstream.adapters.postgres.leases import JobLeases
+from planstream.services.runtime import open_runtime
+from planstream.services.sweeper import Sweeper
 from planstream.settings import Settings
-from planstream.sweeper import Sweeper
 
 __all__ = ["run"]
 

@@ -2,7 +2,7 @@
 
 from typing import Protocol
 
-from planstream.events import Event
+from planstream.domain.events import Event
 from topics import TopicSpec
 
 __all__ = ["Publisher"]

@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from planstream.errors import ConfigurationError
-from planstream.steps import DEFAULT_STEPS, LAST_STEP, StepSpec
+from planstream.domain.errors import ConfigurationError
+from planstream.domain.steps import DEFAULT_STEPS, LAST_STEP, StepSpec
 
 __all__ = ["ENV_PREFIX", "Settings"]
 

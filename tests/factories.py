@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from planstream.events import StepRequested, step_key
-from planstream.ids import new_id
+from planstream.domain.events import StepRequested, step_key
+from planstream.domain.ids import new_id
 
 
 def make_step_requested(**overrides: Any) -> StepRequested:

@@ -10,7 +10,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel
 
-from planstream import events
+from planstream.domain import events
 
 __all__ = [
     "CATALOGUE",

@@ -1,6 +1,6 @@
 """The model, through ``openai.AsyncOpenAI``: structured chat answers and image edits.
 
-The client's own retries are off; ``planstream.retrying`` decides, so that every call counts
+The client's own retries are off; ``planstream.services.retrying`` decides, so that every call counts
 toward the step's budget. OpenAI's exceptions are translated here, at the boundary.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Literal
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from planstream.errors import PermanentError, RetryableError
+from planstream.domain.errors import PermanentError, RetryableError
 from planstream.settings import Settings
 
 __all__ = ["ChatAnswer", "ImageAnswer", "ModelClient", "ModelRefused", "ModelUnavailable"]

@@ -8,7 +8,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from planstream.errors import PermanentError, RetryableError
+from planstream.domain.errors import PermanentError, RetryableError
 from planstream.settings import Settings
 
 __all__ = ["ObjectMissing", "ObjectTooLarge", "Storage"]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from planstream.chaos.harness import Harness, make_samples
-from planstream.chaos.load import Sample
-from planstream.chaos.profiles import Profile, from_environment
-from planstream.chaos.report import Result, append
+from planstream.dev.chaos.harness import Harness, make_samples
+from planstream.dev.chaos.load import Sample
+from planstream.dev.chaos.profiles import Profile, from_environment
+from planstream.dev.chaos.report import Result, append
 from planstream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

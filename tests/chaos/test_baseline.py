@@ -2,10 +2,10 @@
 
 import pytest
 
-from planstream.chaos.harness import Harness
-from planstream.chaos.measure import mark, measure, quiesce
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.measure import mark, measure, quiesce
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
 
 # What the load's scenarios may legitimately end with (see docs/samples-and-model-server.md).
 EXPECTED_BLOCKS = {"NOT_A_FLOOR_PLAN", "retry_budget_exhausted"}

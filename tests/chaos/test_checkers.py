@@ -17,13 +17,13 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from planstream.adapters import decision_log, leases
-from planstream.adapters.db import connect, create_pool, migrate
 from planstream.adapters.kafka import ensure_topics
-from planstream.chaos.checkers import check_database
-from planstream.chaos.inject import produce
-from planstream.chaos.secrets import Canaries, scan_database, scan_logs, scan_records
-from planstream.chaos.streams import (
+from planstream.adapters.postgres import decision_log, leases
+from planstream.adapters.postgres.db import connect, create_pool, migrate
+from planstream.dev.chaos.checkers import check_database
+from planstream.dev.chaos.inject import produce
+from planstream.dev.chaos.secrets import Canaries, scan_database, scan_logs, scan_records
+from planstream.dev.chaos.streams import (
     DeadLetter,
     Record,
     consumer_lag,
@@ -32,8 +32,8 @@ from planstream.chaos.streams import (
     group_ids,
     read_topics,
 )
-from planstream.events import DecisionMade, step_key
-from planstream.records import Lease, NewJob
+from planstream.domain.events import DecisionMade, step_key
+from planstream.domain.records import Lease, NewJob
 from planstream.settings import Settings
 from topics import STEP_REQUESTED
 

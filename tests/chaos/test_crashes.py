@@ -2,7 +2,7 @@
 T03 a paused worker resuming after its lease expired, T07 a rebalance storm.
 
 Every process signalled here was started by the harness (by name, pid files in run/); every
-loop is bounded; the invariants are checked offline afterwards (planstream.chaos.measure).
+loop is bounded; the invariants are checked offline afterwards (planstream.dev.chaos.measure).
 """
 
 import asyncio
@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from planstream.chaos import faults
-from planstream.chaos.checkers import Check
-from planstream.chaos.harness import Harness
-from planstream.chaos.load import Ledger
-from planstream.chaos.measure import first_progress_after, mark, measure, quiesce
-from planstream.chaos.modelfaults import ModelPlan
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
+from planstream.dev.chaos import faults
+from planstream.dev.chaos.checkers import Check
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.load import Ledger
+from planstream.dev.chaos.measure import first_progress_after, mark, measure, quiesce
+from planstream.dev.chaos.modelfaults import ModelPlan
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
 
 # Each wave arms at most one point per service, so one load reaches them all in parallel.
 WAVES = (

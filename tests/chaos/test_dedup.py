@@ -10,14 +10,14 @@ import uuid
 import aiohttp
 import pytest
 
-from planstream.chaos.checkers import Check
-from planstream.chaos.harness import Harness
-from planstream.chaos.inject import make_runs, produce_from_many, step_requested
-from planstream.chaos.load import Ledger, LedgerEntry
-from planstream.chaos.measure import mark, measure, quiesce
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
-from planstream.chaos.streams import read_topic
+from planstream.dev.chaos.checkers import Check
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.inject import make_runs, produce_from_many, step_requested
+from planstream.dev.chaos.load import Ledger, LedgerEntry
+from planstream.dev.chaos.measure import mark, measure, quiesce
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
+from planstream.dev.chaos.streams import read_topic
 from topics import IMAGE_READY, STEP_REQUESTED
 
 

@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from planstream.chaos.modelfaults import ModelFaults, ModelPlan
-from planstream.chaos.profiles import FULL, SHORT, current
-from planstream.chaos.proxy import FaultProxy
-from planstream.chaos.report import Result, append, build_report, read
-from planstream.chaos.rig import Rig, cleanup, log_says
+from planstream.dev.chaos.modelfaults import ModelFaults, ModelPlan
+from planstream.dev.chaos.profiles import FULL, SHORT, current
+from planstream.dev.chaos.proxy import FaultProxy
+from planstream.dev.chaos.report import Result, append, build_report, read
+from planstream.dev.chaos.rig import Rig, cleanup, log_says
 
 
 async def _echo_server() -> tuple[asyncio.Server, int]:

@@ -13,14 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from planstream.chaos.checkers import Check
-from planstream.chaos.harness import Harness
-from planstream.chaos.infra import Kind
-from planstream.chaos.load import Ledger, Sample
-from planstream.chaos.measure import first_progress_after, mark, measure, progress_between, quiesce
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
-from planstream.chaos.streams import dead_letters, read_topics
+from planstream.dev.chaos.checkers import Check
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.infra import Kind
+from planstream.dev.chaos.load import Ledger, Sample
+from planstream.dev.chaos.measure import (
+    first_progress_after,
+    mark,
+    measure,
+    progress_between,
+    quiesce,
+)
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
+from planstream.dev.chaos.streams import dead_letters, read_topics
 from planstream.settings import Settings
 from topics import DECISION_MADE
 

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from planstream.chaos.checkers import Check
-from planstream.chaos.harness import Harness
-from planstream.chaos.inject import (
+from planstream.dev.chaos.checkers import Check
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.inject import (
     CanaryListener,
     legitimate_keys,
     make_runs,
@@ -29,12 +29,12 @@ from planstream.chaos.inject import (
     ssrf_urls,
     step_requested,
 )
-from planstream.chaos.load import Ledger, LedgerEntry
-from planstream.chaos.measure import mark, measure, quiesce
-from planstream.chaos.modelfaults import ModelPlan
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
-from planstream.chaos.streams import (
+from planstream.dev.chaos.load import Ledger, LedgerEntry
+from planstream.dev.chaos.measure import mark, measure, quiesce
+from planstream.dev.chaos.modelfaults import ModelPlan
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
+from planstream.dev.chaos.streams import (
     dead_letter_counts,
     dead_letters,
     namespace_topics,

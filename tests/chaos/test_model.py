@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from planstream.chaos.checkers import Check
-from planstream.chaos.harness import Harness
-from planstream.chaos.load import Ledger
-from planstream.chaos.measure import mark, measure, quiesce
-from planstream.chaos.modelfaults import ModelCallSeen, ModelPlan
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
+from planstream.dev.chaos.checkers import Check
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.load import Ledger
+from planstream.dev.chaos.measure import mark, measure, quiesce
+from planstream.dev.chaos.modelfaults import ModelCallSeen, ModelPlan
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
 
 CHAT = frozenset({"spaces_v1", "request_comparison_v1", "decision_audit_v1"})
 

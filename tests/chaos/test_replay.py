@@ -10,13 +10,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from planstream.adapters.storage import Storage
-from planstream.chaos.checkers import Check
-from planstream.chaos.harness import Harness
-from planstream.chaos.load import Ledger, LedgerEntry
-from planstream.chaos.measure import mark, measure, quiesce
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
-from planstream.chaos.streams import SERVICE_TOPICS, group_ids
+from planstream.dev.chaos.checkers import Check
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.load import Ledger, LedgerEntry
+from planstream.dev.chaos.measure import mark, measure, quiesce
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
+from planstream.dev.chaos.streams import SERVICE_TOPICS, group_ids
 
 
 async def _counts(env: Harness) -> dict[str, int]:

@@ -14,15 +14,15 @@ import time
 
 import pytest
 
-from planstream.chaos.checkers import Check
-from planstream.chaos.harness import Harness
-from planstream.chaos.load import Ledger
-from planstream.chaos.measure import mark, measure, quiesce
-from planstream.chaos.modelfaults import ModelPlan
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
-from planstream.chaos.secrets import scan_database, scan_logs, scan_records
-from planstream.chaos.streams import namespace_topics, read_topics
+from planstream.dev.chaos.checkers import Check
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.load import Ledger
+from planstream.dev.chaos.measure import mark, measure, quiesce
+from planstream.dev.chaos.modelfaults import ModelPlan
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
+from planstream.dev.chaos.secrets import scan_database, scan_logs, scan_records
+from planstream.dev.chaos.streams import namespace_topics, read_topics
 
 DEBUG = {"PLANSTREAM_LOG_LEVEL": "DEBUG", "OPENAI_LOG": "debug"}
 

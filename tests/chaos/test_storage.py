@@ -10,13 +10,19 @@ import aioboto3
 import aiohttp
 import pytest
 
-from planstream.chaos.checkers import Check
-from planstream.chaos.harness import Harness
-from planstream.chaos.inject import make_runs
-from planstream.chaos.load import Ledger, LedgerEntry
-from planstream.chaos.measure import first_progress_after, mark, measure, progress_between, quiesce
-from planstream.chaos.profiles import Profile
-from planstream.chaos.report import Result
+from planstream.dev.chaos.checkers import Check
+from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.inject import make_runs
+from planstream.dev.chaos.load import Ledger, LedgerEntry
+from planstream.dev.chaos.measure import (
+    first_progress_after,
+    mark,
+    measure,
+    progress_between,
+    quiesce,
+)
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.report import Result
 
 
 async def _delete_uploads(env: Harness, run_ids: list[str]) -> int:

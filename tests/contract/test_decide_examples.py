@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from planstream import decide_command
-from planstream.rules import CATALOGUE
+from planstream.cli import decide as decide_command
+from planstream.domain.rules import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT.parent / "shared" / "contracts" / "examples"
@@ -317,7 +317,7 @@ def test_upstream_details_never_carry_a_url(
 
 @pytest.mark.parametrize("name", ["decide-10-kiosk-too-few-spaces-attempt-3.json", None])
 def test_the_planstream_command(tmp_path: Path, name: str | None) -> None:
-    """The installed entry point: `python -m planstream.cli decide CASE.json` in a subprocess."""
+    """The installed entry point: `python -m planstream.cli.main decide CASE.json` in a subprocess."""
     path = EXAMPLES / name if name else write_case(tmp_path, {"spaces": SPACES, "attempt": 0})
     run = subprocess.run(
         [sys.executable, "-m", "planstream.cli", "decide", str(path)],

@@ -6,8 +6,8 @@ from pathlib import Path
 import fastjsonschema
 import pytest
 
-from planstream import schemas
-from planstream.wire import encode_event
+from planstream.cli import schemas
+from planstream.domain.wire import encode_event
 from tests.factories import make_step_requested
 from topics import CATALOGUE, STEP_REQUESTED
 

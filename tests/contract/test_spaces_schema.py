@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator, ValidationError
 
-from planstream.contracts import SPACES_SCHEMA, load_schema
+from planstream.domain.contracts import SPACES_SCHEMA, load_schema
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "contracts"
 ORIGINAL = SHARED / "spaces-v1.schema.json"
@@ -91,7 +91,7 @@ def reference(original: dict[str, Json]) -> Accepts:
 
 @pytest.fixture(scope="module")
 def candidate(project_copy: dict[str, Json]) -> Accepts:
-    """fastjsonschema on the project's copy, as planstream.spaces compiles it."""
+    """fastjsonschema on the project's copy, as planstream.domain.spaces compiles it."""
     validate = fastjsonschema.compile(project_copy, use_default=False)
 
     def accepts(document: Json) -> bool:

@@ -14,9 +14,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents.consumer import FlowSafeTransport
+from planstream.adapters.faust.consumer import FlowSafeTransport
 from planstream.settings import Settings
-from tests.integration.stackkit import wait_for
+from tests.stackkit import wait_for
 
 MESSAGES = 60
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import asyncpg
 
-from planstream.adapters.decision_log import DecisionLog, run_progress
-from planstream.adapters.repository import Repository
-from planstream.events import DecisionMade, step_key
-from planstream.ids import new_id
-from planstream.records import Run, Upload
+from planstream.adapters.postgres.decision_log import DecisionLog, run_progress
+from planstream.adapters.postgres.repository import Repository
+from planstream.domain.events import DecisionMade, step_key
+from planstream.domain.ids import new_id
+from planstream.domain.records import Run, Upload
 from planstream.settings import Settings
 
 # The per-row statement DecisionLog ran before, applied row by row in the same order: the oracle.

@@ -10,14 +10,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agents.decisions_sink import SERVICE, group_id, opened
 from planstream.adapters.kafka import ensure_topics
-from planstream.adapters.repository import Repository
-from planstream.events import DecisionMade
+from planstream.adapters.kafka.decisions_sink import SERVICE, group_id, opened
+from planstream.adapters.postgres.repository import Repository
+from planstream.domain.events import DecisionMade
+from planstream.domain.wire import encode_event
 from planstream.settings import Settings
-from planstream.wire import encode_event
-from tests.integration.stackkit import read_topic, wait_for
 from tests.integration.test_decision_log import _decision, _run
+from tests.stackkit import read_topic, wait_for
 from topics import DEAD_LETTER, DECISION_MADE
 
 POISON = b"\x00\xff{not a decision"

@@ -7,9 +7,9 @@ been refused into the dead-letter topic.
 
 import json
 
-from planstream.guards import smuggling_in
+from planstream.domain.guards import smuggling_in
 from planstream.settings import Settings
-from tests.integration.stackkit import read_topic
+from tests.stackkit import read_topic
 from topics import CATALOGUE, DEAD_LETTER
 
 

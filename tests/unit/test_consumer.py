@@ -5,7 +5,7 @@ from typing import Any, cast
 
 import pytest
 
-from agents.consumer import acknowledgeable
+from planstream.adapters.faust.consumer import acknowledgeable
 
 
 def _message(*, tracked: bool, generation_id: int) -> Any:

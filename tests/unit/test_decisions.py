@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from planstream.decisions import (
+from planstream.domain.decisions import (
     Audit,
     DecisionCase,
     RetryBudget,
@@ -13,9 +13,9 @@ from planstream.decisions import (
     decide,
     decide_case,
 )
-from planstream.events import Failure, Severity
-from planstream.rules import Mismatch, Policy
-from planstream.spaces import (
+from planstream.domain.events import Failure, Severity
+from planstream.domain.rules import Mismatch, Policy
+from planstream.domain.spaces import (
     BBox,
     Furnishing,
     ImageSize,

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from planstream.events import step_key
-from planstream.guards import find_smuggling, smuggling_in
-from planstream.ids import new_id
+from planstream.domain.events import step_key
+from planstream.domain.guards import find_smuggling, smuggling_in
+from planstream.domain.ids import new_id
 
 _RNG = random.Random(7)
 _BLOB = bytes(_RNG.randrange(256) for _ in range(600))

@@ -6,7 +6,7 @@ import io
 import pytest
 from PIL import Image, ImageOps
 
-from planstream.imaging import ImageUnreadable, inspect_image, upright_size
+from planstream.adapters.imaging import ImageUnreadable, inspect_image, upright_size
 
 CAP = 48_000_000
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from planstream.policy import check_dimensions, model_size, quality_for_step, render_size
+from planstream.domain.policy import check_dimensions, model_size, quality_for_step, render_size
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,13 @@
 
 import pytest
 
-from planstream.errors import PermanentError, RetryableError
-from planstream.retrying import RetryPolicy, backoff_delay, call_through_outages, call_with_retries
+from planstream.domain.errors import PermanentError, RetryableError
+from planstream.services.retrying import (
+    RetryPolicy,
+    backoff_delay,
+    call_through_outages,
+    call_with_retries,
+)
 
 POLICY = RetryPolicy(attempts=3, base_delay_s=0.5, max_delay_s=3.0)
 

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from planstream.events import Failure
-from planstream.rules import (
+from planstream.domain.events import Failure
+from planstream.domain.rules import (
     CATALOGUE,
     REQUEST_MISMATCH,
     SCHEMA_INVALID,
@@ -16,7 +16,7 @@ from planstream.rules import (
     evaluate_document,
     request_failures,
 )
-from planstream.spaces import ImageSize, SchemaViolation, SpacesDocument, load_spaces
+from planstream.domain.spaces import ImageSize, SchemaViolation, SpacesDocument, load_spaces
 
 DEFAULTS = Policy()
 SOFA = {"item": "sofa", "count": 1, "source": "drawn_on_plan"}

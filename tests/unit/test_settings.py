@@ -2,7 +2,7 @@
 
 import pytest
 
-from planstream.errors import ConfigurationError
+from planstream.domain.errors import ConfigurationError
 from planstream.settings import Settings
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from planstream.spaces import (
+from planstream.domain.spaces import (
     CRITICAL_GROUPS,
     HABITABLE_TYPES,
     BBox,

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from planstream.errors import EventRejected
-from planstream.events import EVENT_MODELS, Failure, StepFailed, StepRequested
-from planstream.ids import new_id
-from planstream.wire import decode_event, encode_event
+from planstream.domain.errors import EventRejected
+from planstream.domain.events import EVENT_MODELS, Failure, StepFailed, StepRequested
+from planstream.domain.ids import new_id
+from planstream.domain.wire import decode_event, encode_event
 from tests.factories import make_step_requested
 
 LIMIT = 50_000

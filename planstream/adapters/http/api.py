@@ -1,0 +1,74 @@
+"""The ingress's request and response bodies: strict pydantic models (no I/O here)."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from planstream.domain.events import Quality, StepId
+from planstream.domain.guards import find_smuggling
+from planstream.domain.ids import ArtifactId, JobId, RunId, UploadId
+
+__all__ = [
+    "CreateRun",
+    "CreateUpload",
+    "ReviewRun",
+    "RunCreated",
+    "StepAccepted",
+    "UploadCreated",
+]
+
+
+def _plain_text(value: str) -> str:
+    reason = find_smuggling(value)
+    if reason is not None:
+        raise ValueError(f"text {reason}")
+    return value
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CreateUpload(_Body):
+    """Ask for a slot to upload one image straight to storage."""
+
+    content_type: Literal["image/png", "image/jpeg", "image/webp"]
+
+
+class UploadCreated(_Body):
+    upload_id: UploadId
+    upload_url: str
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class CreateRun(_Body):
+    """Start a run on an uploaded image; the request text is data, never instructions."""
+
+    upload_id: UploadId
+    ratio: Annotated[str, Field(pattern=r"^[1-9][0-9]?:[1-9][0-9]?$")] = "4:3"
+    quality_post_step4: Quality = "2K"
+    request_text: Annotated[str, AfterValidator(_plain_text)] | None = None
+
+
+class RunCreated(_Body):
+    run_id: RunId
+    source_artifact_id: ArtifactId
+
+
+class ReviewRun(_Body):
+    """A person's decision on a blocked run: go on, analyse the step again, or end the run."""
+
+    action: Literal["approve", "retry", "reject"]
+    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_plain_text)]
+    reviewer: Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")] = "operator"
+
+
+class StepAccepted(_Body):
+    run_id: RunId
+    step_id: StepId
+    job_id: JobId
+    status: str
+    replayed: bool

@@ -1,0 +1,288 @@
+"""The HTTP ingress: uploads by presigned PUT, runs, step requests and run views (aiohttp)."""
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from planstream.adapters.http.api import (
+    CreateRun,
+    CreateUpload,
+    ReviewRun,
+    RunCreated,
+    StepAccepted,
+    UploadCreated,
+)
+from planstream.adapters.kafka import EventPublisher
+from planstream.adapters.postgres.db import create_pool
+from planstream.adapters.postgres.repository import Repository
+from planstream.adapters.postgres.run_view import run_view
+from planstream.adapters.storage import Storage
+from planstream.domain.errors import RetryableError
+from planstream.domain.events import RunReviewed, StepRequested, step_key
+from planstream.domain.guards import find_smuggling
+from planstream.domain.ids import IDEMPOTENCY_KEY_PATTERN, is_id, is_idempotency_key, new_id
+from planstream.domain.records import Job, Run, Upload
+from planstream.domain.wire import describe_validation_error
+from planstream.services.image_io import SERVICE as IMAGE_IO
+from planstream.settings import Settings
+from topics import RUN_REVIEWED, STEP_REQUESTED
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+_SETTINGS = web.AppKey("settings", Settings)
+_POOL = web.AppKey("pool", asyncpg.Pool)
+_REPO = web.AppKey("repo", Repository)
+_STORAGE = web.AppKey("storage", Storage)
+_PUBLISHER = web.AppKey("publisher", EventPublisher)
+
+
+def _error(status: int, message: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(
+        text=model.model_dump_json(), status=status, content_type="application/json"
+    )
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    """The request body as ``model``, or an HTTP error naming the size or the field."""
+    limit = request.app[_SETTINGS].max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    raw = await request.read()  # client_max_size refuses a larger chunked body with 413
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise web.HTTPUnprocessableEntity(
+            text=json.dumps({"error": describe_validation_error(exc), "field": field}),
+            content_type="application/json",
+        ) from None
+
+
+async def create_upload(request: web.Request) -> web.Response:
+    body = await _body(request, CreateUpload)
+    settings, storage = request.app[_SETTINGS], request.app[_STORAGE]
+    upload_id = new_id("upl")
+    key = f"uploads/{upload_id}"
+    ttl = settings.upload_url_ttl_s
+    url = await storage.presign_put(key, body.content_type, ttl)
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
+    await request.app[_REPO].create_upload(
+        Upload(upload_id, storage.bucket, key, body.content_type, expires_at)
+    )
+    created = UploadCreated(
+        upload_id=upload_id,
+        upload_url=url,
+        headers={"Content-Type": body.content_type},
+        expires_at=expires_at,
+    )
+    return _json(created, status=201)
+
+
+async def create_run(request: web.Request) -> web.Response:
+    body = await _body(request, CreateRun)
+    settings, repo = request.app[_SETTINGS], request.app[_REPO]
+    if body.request_text and len(body.request_text) > settings.max_request_text_chars:
+        return _error(
+            422,
+            f"request_text has {len(body.request_text)} characters, over the "
+            f"{settings.max_request_text_chars} limit",
+            "request_text",
+        )
+    upload = await repo.get_upload(body.upload_id)
+    if upload is None:
+        return _error(422, f"upload {body.upload_id} does not exist", "upload_id")
+    run = Run(
+        run_id=new_id("run"),
+        upload_id=upload.upload_id,
+        ratio=body.ratio,
+        quality_post_step4=body.quality_post_step4,
+        request_text=body.request_text,
+        status="pending",
+        current_step=0,
+    )
+    source_artifact_id = new_id("art")
+    await repo.create_run(run, upload, source_artifact_id, len(body.model_dump_json()))
+    return _json(RunCreated(run_id=run.run_id, source_artifact_id=source_artifact_id), 201)
+
+
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key", "")
+    problem = None
+    if not key:
+        problem = "the Idempotency-Key header is required"
+    elif not is_idempotency_key(key):
+        problem = f"Idempotency-Key must match {IDEMPOTENCY_KEY_PATTERN}"
+    elif (reason := find_smuggling(key)) is not None:
+        problem = f"Idempotency-Key {reason}"
+    if problem is not None:
+        raise web.HTTPUnprocessableEntity(
+            text=json.dumps({"error": problem, "field": "Idempotency-Key"}),
+            content_type="application/json",
+        )
+    return key
+
+
+async def request_step(request: web.Request) -> web.Response:
+    run_id, raw_step = request.match_info["run_id"], request.match_info["step_id"]
+    if not is_id(run_id) or not run_id.startswith("run_"):
+        return _error(422, "run_id is not a run id", "run_id")
+    if raw_step != "0":
+        return _error(
+            422,
+            "only step 0 can be requested by a client; later steps follow the Supervisor",
+            "step_id",
+        )
+    key = _idempotency_key(request)
+    repo, settings = request.app[_REPO], request.app[_SETTINGS]
+    source = await repo.source_artifact_id(run_id)
+    if source is None:
+        return _error(404, f"run {run_id} does not exist")
+    step_id, attempt = 0, 1
+    job = Job(
+        job_id=new_id("job"),
+        run_id=run_id,
+        step_id=step_id,
+        attempt=attempt,
+        service=IMAGE_IO,
+        status="pending",
+        idempotency_key=f"{IMAGE_IO}:{step_key(run_id, step_id, attempt)}",
+        published_at=None,
+    )
+    event = StepRequested(
+        event_id=new_id("evt"),
+        run_id=run_id,
+        occurred_at=datetime.now(UTC),
+        step_id=step_id,
+        attempt=attempt,
+        idempotency_key=step_key(run_id, step_id, attempt),
+        input_artifact_ids=[source],
+        requested_by="client",
+    )
+    publisher = request.app[_PUBLISHER]
+    stored, created = await repo.request_step(
+        job,
+        request_key=key,
+        payload_ref={"topic": STEP_REQUESTED.name, "event": event.model_dump(mode="json")},
+        max_attempts=settings.max_attempts,
+        publish=lambda: publisher.publish(STEP_REQUESTED, event),
+    )
+    if stored.step_id != step_id:
+        return _error(
+            422,
+            f"Idempotency-Key was already used for step {stored.step_id} of this run",
+            "Idempotency-Key",
+        )
+    accepted = StepAccepted(
+        run_id=run_id,
+        step_id=step_id,
+        job_id=stored.job_id,
+        status=stored.status,
+        replayed=not created,
+    )
+    return _json(accepted, status=202 if created else 200)
+
+
+async def review_run(request: web.Request) -> web.Response:
+    """A reviewer approves, retries or rejects a blocked run; the Supervisor carries it out."""
+    run_id = request.match_info["run_id"]
+    if not is_id(run_id) or not run_id.startswith("run_"):
+        return _error(422, "run_id is not a run id", "run_id")
+    body = await _body(request, ReviewRun)
+    run = await request.app[_REPO].get_run(run_id)
+    if run is None:
+        return _error(404, f"run {run_id} does not exist")
+    if run.status != "blocked":
+        return _error(409, f"run {run_id} is {run.status}, not blocked: nothing to review")
+    reviewed = RunReviewed(
+        event_id=new_id("evt"),
+        run_id=run_id,
+        occurred_at=datetime.now(UTC),
+        action=body.action,
+        reason=body.reason,
+        reviewer=body.reviewer,
+    )
+    await request.app[_PUBLISHER].publish(RUN_REVIEWED, reviewed)
+    return web.json_response({"run_id": run_id, "event_id": reviewed.event_id}, status=202)
+
+
+async def show_run(request: web.Request) -> web.Response:
+    run_id = request.match_info["run_id"]
+    if not is_id(run_id) or not run_id.startswith("run_"):
+        return _error(422, "run_id is not a run id", "run_id")
+    view = await run_view(request.app[_POOL], run_id)
+    if view is None:
+        return _error(404, f"run {run_id} does not exist")
+    return web.json_response(view, dumps=lambda v: json.dumps(v, default=str))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[_SETTINGS].max_request_bytes
+        return _error(413, f"request body over the {limit}-byte limit")
+    except (RetryableError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.warning("dependency unavailable: %s", type(exc).__name__)
+        return _error(503, "a dependency is unavailable; retry with the same Idempotency-Key")
+    return response
+
+
+async def _resources(app: web.Application) -> Any:
+    settings = app[_SETTINGS]
+    pool = await create_pool(settings.dsn, max_size=settings.db_pool_max)
+    storage, publisher = Storage(settings), EventPublisher(settings)
+    await storage.start()
+    await publisher.start()
+    app[_POOL], app[_REPO] = pool, Repository(pool)
+    app[_STORAGE], app[_PUBLISHER] = storage, publisher
+    yield
+    await publisher.stop()
+    await storage.stop()
+    await pool.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The ingress application; its pools open on startup and close on cleanup."""
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[_errors])
+    app[_SETTINGS] = settings
+    app.cleanup_ctx.append(_resources)
+    app.router.add_post("/v1/uploads", create_upload)
+    app.router.add_post("/v1/runs", create_run)
+    app.router.add_post("/v1/runs/{run_id}/steps/{step_id}", request_step)
+    app.router.add_get("/v1/runs/{run_id}", show_run)
+    app.router.add_post("/v1/runs/{run_id}/review", review_run)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run the ingress in the foreground."""
+    web.run_app(
+        create_app(settings),
+        host=settings.ingress_host,
+        port=settings.ingress_port,
+        access_log=None,
+        print=lambda line: log.info(line),
+    )

@@ -1,0 +1,105 @@
+"""Image facts from bytes: real pixel size (EXIF orientation applied), format, digest.
+
+Size, format and orientation come from the header; the pixels are still decoded once (so a
+truncated or corrupt image is refused), a JPEG at 1/8 scale, which reads its whole entropy-coded
+stream at a fraction of the cost. The upright size is computed from the orientation, never by
+transposing the pixels. Pillow is CPU work, not I/O; the caller runs it off the event loop.
+"""
+
+import hashlib
+import io
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from planstream.domain.errors import PermanentError
+
+__all__ = ["ImageFacts", "ImageUnreadable", "inspect_image", "upright_size"]
+
+# EXIF orientations that turn the stored image a quarter turn (transpose, 90 cw, transverse,
+# 90 ccw); 2-4 only mirror or flip it, any other value is ignored, as exif_transpose does.
+_ROTATING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+_JPEG_DRAFT_SCALE = 8
+_EXIF_ORIENTATION = 0x0112
+_ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+
+
+class ImageUnreadable(PermanentError):
+    """The bytes are not a decodable image of an accepted format."""
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What Image I/O records about an image in ``pipeline_artifacts.metadata_json``."""
+
+    width_px: int
+    height_px: int
+    stored_width_px: int
+    stored_height_px: int
+    exif_orientation: int
+    format: str
+    byte_size: int
+    sha256: str
+
+    def as_metadata(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """The size the image is shown at once its EXIF orientation is applied."""
+    if orientation in _ROTATING_ORIENTATIONS:
+        return height, width
+    return width, height
+
+
+def _decode(image: Image.Image) -> None:
+    """Decode every pixel once, so a truncated or corrupt stream raises; nothing is kept."""
+    if image.format == "JPEG":
+        width, height = image.size
+        size = (max(1, width // _JPEG_DRAFT_SCALE), max(1, height // _JPEG_DRAFT_SCALE))
+        image.draft(image.mode, size)
+    image.load()
+
+
+def inspect_image(data: bytes, max_pixels: int) -> ImageFacts:
+    """Measure ``data`` from its header and decode it once (so truncation is caught), refusing
+    bombs before any pixel is decoded."""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        with warnings.catch_warnings():
+            # Our own cap, checked below before any pixel is decoded, replaces Pillow's warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = image.format or "unknown"
+                if fmt not in _ACCEPTED_FORMATS:
+                    raise ImageUnreadable(f"format {fmt} is not one of PNG, JPEG, WEBP")
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageUnreadable(
+                        f"{width}x{height} is over the {max_pixels}-pixel decompression cap"
+                    )
+                orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+                _decode(image)
+    except ImageUnreadable:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageUnreadable(
+            f"the image is over the {max_pixels}-pixel decompression cap"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageUnreadable("the bytes are not a decodable image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageUnreadable(f"the image is corrupt: {exc}") from None
+    shown_width, shown_height = upright_size(width, height, orientation)
+    return ImageFacts(
+        width_px=shown_width,
+        height_px=shown_height,
+        stored_width_px=width,
+        stored_height_px=height,
+        exif_orientation=orientation,
+        format=fmt,
+        byte_size=len(data),
+        sha256=digest,
+    )

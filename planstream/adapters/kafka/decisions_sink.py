@@ -1,0 +1,217 @@
+"""Decisions sink: every DecisionMade into pipeline_decisions, one batch per Kafka fetch.
+
+Not a Faust worker: a plain aiokafka consumer in the group the Faust agent used (so its
+committed offsets carry over), stopped by SIGTERM. A batch's offsets are committed only after
+its rows are in PostgreSQL: a batch written but not committed (a crash, a rebalance) is read
+again, and the INSERT's ON CONFLICT absorbs it.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from planstream.adapters.kafka import EventCodec, ProducerDeadLetters
+from planstream.adapters.postgres.db import create_pool
+from planstream.adapters.postgres.decision_log import DecisionLog
+from planstream.crashpoints import crashpoint
+from planstream.domain.events import DecisionMade
+from planstream.services.retrying import call_through_outages
+from planstream.settings import Settings
+from topics import DECISION_MADE
+
+__all__ = [
+    "SERVICE",
+    "Batch",
+    "DecisionsSink",
+    "Stopped",
+    "group_id",
+    "new_consumer",
+    "opened",
+    "run",
+]
+
+SERVICE = "decisions_sink"
+# What a write waits out instead of failing: the sink never drops a batch it was given.
+OUTAGES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+log = logging.getLogger(__name__)
+
+AfterWrite = Callable[[Sequence[DecisionMade]], None]
+
+
+class Stopped(Exception):
+    """Told to stop while waiting out an outage: the batch is left uncommitted, to be re-read."""
+
+
+def _crash_here(_: Sequence[DecisionMade]) -> None:
+    crashpoint("decisions_sink.after_write")
+
+
+def group_id(settings: Settings) -> str:
+    """The Faust agent's app id: committed offsets carry over to the plain consumer."""
+    return f"planstream-{SERVICE}{settings.app_id_suffix}"
+
+
+@dataclass
+class Batch:
+    """What one fetch brought: the next offset of each partition read, and its records."""
+
+    offsets: dict[TopicPartition, int]
+    decisions: list[DecisionMade] = field(default_factory=list)
+    refused: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = field(default_factory=list)
+
+
+class DecisionsSink:
+    """Fetch a batch, dead-letter what does not decode, write the rest, then commit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: AIOKafkaConsumer,
+        decisions: DecisionLog,
+        dead_letters: ProducerDeadLetters,
+        stop: asyncio.Event,
+        after_write: AfterWrite = _crash_here,
+    ) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._decisions = decisions
+        self._dead_letters = dead_letters
+        self._stop = stop
+        self._after_write = after_write
+        self._codec = EventCodec(DecisionMade, settings.max_event_bytes)
+
+    async def run(self) -> None:
+        """Batches until told to stop, each stored then committed; the next one is read and
+        decoded meanwhile (this process decodes while PostgreSQL writes). The batch in hand
+        is finished at a stop, unless it is waiting for PostgreSQL to come back."""
+        try:
+            batch = await self._read()
+            while batch is not None:
+                following = asyncio.create_task(self._read())
+                try:
+                    await self._store(batch)
+                except BaseException:
+                    following.cancel()
+                    await asyncio.gather(following, return_exceptions=True)
+                    raise
+                await self._commit(batch.offsets)
+                batch = await following
+        except Stopped:
+            log.info("%s stopped during a PostgreSQL outage; its batch is not committed", SERVICE)
+
+    async def _read(self) -> Batch | None:
+        """Up to ``sink_batch_size`` records, decoded (None once told to stop)."""
+        if self._stop.is_set():
+            return None
+        fetched: dict[
+            TopicPartition, list[ConsumerRecord[bytes, bytes]]
+        ] = await self._consumer.getmany(
+            timeout_ms=round(self._settings.sink_batch_s * 1000),
+            max_records=self._settings.sink_batch_size,
+        )
+        batch = Batch({tp: records[-1].offset + 1 for tp, records in fetched.items()})
+        for records in fetched.values():
+            for record in records:
+                try:
+                    batch.decisions.append(self._codec.loads(record.value))
+                except Exception as exc:  # whatever the codec refuses, as Faust's decode did
+                    batch.refused.append((record, exc))
+        return batch
+
+    async def _store(self, batch: Batch) -> None:
+        """Dead-letter the refused records, then write the decisions."""
+        for record, error in batch.refused:
+            await self._dead_letters.send(record, error)
+        if batch.decisions:
+            await self._write(batch.decisions)
+            self._after_write(batch.decisions)
+
+    async def _write(self, decisions: list[DecisionMade]) -> None:
+        await call_through_outages(
+            lambda: self._decisions.write(decisions),
+            OUTAGES,
+            max_delay_s=self._settings.db_outage_retry_max_s,
+            what=f"{SERVICE} (PostgreSQL)",
+            sleep=self._pause,
+        )
+
+    async def _pause(self, delay_s: float) -> None:
+        """The wait between two tries of a write, cut short by a stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=delay_s)
+        if self._stop.is_set():
+            raise Stopped
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit the next offsets of the partitions still ours; a failed commit is healed by
+        the next one, or the batch is re-read by the partition's next owner."""
+        owned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("%s: offsets not committed (%s); the batch may be read again", SERVICE, exc)
+
+
+def new_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The sink's consumer: manual commits, from the start of a partition nobody committed."""
+    return AIOKafkaConsumer(
+        DECISION_MADE.full_name(settings.topic_namespace),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group_id(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        rebalance_timeout_ms=10_000,
+        request_timeout_ms=20_000,
+    )
+
+
+@contextlib.asynccontextmanager
+async def opened(
+    settings: Settings, stop: asyncio.Event, after_write: AfterWrite = _crash_here
+) -> AsyncIterator[DecisionsSink]:
+    """A sink whose pool, dead-letter producer and consumer are open inside the block."""
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await create_pool(settings.dsn, max_size=2)
+        stack.push_async_callback(pool.close)
+        dead_letters = ProducerDeadLetters(settings, SERVICE)
+        await dead_letters.start()
+        stack.push_async_callback(dead_letters.stop)
+        consumer = new_consumer(settings)
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        yield DecisionsSink(settings, consumer, DecisionLog(pool), dead_letters, stop, after_write)
+
+
+async def _main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with opened(settings, stop) as sink:
+        log.info(
+            "%s: Ready, batches of up to %d decisions",
+            SERVICE,
+            settings.sink_batch_size,
+            extra={"group_id": group_id(settings)},
+        )
+        await sink.run()
+    log.info("%s: stopped", SERVICE)
+
+
+def run(settings: Settings) -> None:
+    """Sink decisions until SIGTERM."""
+    asyncio.run(_main(settings))

@@ -1,0 +1,292 @@
+"""The ``planstream`` command: the entry point that reads the environment and sets up logging."""
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from planstream.domain.errors import PlanstreamError
+from planstream.settings import Settings
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.dev.stack import commands
+
+    action: Callable[[Settings], int] = getattr(commands, args.action)
+    return action(settings)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.adapters.postgres import db
+
+    applied = asyncio.run(db.migrate(settings.dsn))
+    print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
+    return 0
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.adapters import kafka
+
+    created = asyncio.run(kafka.ensure_topics(settings))
+    print(f"topics created: {', '.join(created) if created else 'none (all present)'}")
+    return 0
+
+
+def _schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.cli import schemas
+
+    folder = Path(args.dir)
+    if args.action == "write":
+        written = schemas.write_all(folder)
+        print(f"wrote {len(written)} schemas to {folder}")
+        return 0
+    drift = schemas.drift(folder)
+    for name in drift:
+        print(f"schema out of date: {folder / name} (run `make schemas`)", file=sys.stderr)
+    return 1 if drift else 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.adapters.http import ingress
+
+    ingress.serve(settings)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    # The Faust glue lives in the top-level `agents` package, which planstream never imports.
+    os.execv(sys.executable, [sys.executable, "-m", "agents", args.service])  # noqa: S606
+
+
+def _runs(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.adapters.http import client
+
+    return client.run_command(args, settings)
+
+
+def _dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.adapters.kafka import redrive as dead_letters
+
+    since = datetime.fromisoformat(args.since) if args.since else None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    letters = dead_letters.select(
+        asyncio.run(dead_letters.read_dead_letters(settings)), args.run, since
+    )
+    if args.action == "list":
+        for letter in letters:
+            print(dead_letters.dumps(letter))
+        return 0
+    if not args.reason:
+        print(
+            "planstream dlq redrive: --reason is required (it goes to the audit)", file=sys.stderr
+        )
+        return 2
+    done, skipped = asyncio.run(dead_letters.redrive(settings, letters, args.operator, args.reason))
+    print(f"redriven: {done}; already redriven before: {skipped}")
+    return 0
+
+
+def _decide(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.cli import decide as decide_command
+
+    return decide_command.main(args.case)
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.dev import launcher as services
+
+    services.serve_all(settings, settings.work_dir / "services")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.dev import demo
+
+    seed = args.seed if args.seed is not None else int(time.time())
+    tuned = settings.with_overrides(
+        model_timeout_s=min(settings.model_timeout_s, args.model_timeout)
+    )
+    return demo.run_demo(tuned, count=args.count, seed=seed, timeout_s=args.timeout)
+
+
+def _samples(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.dev.samples import generator, scenarios
+
+    picked = scenarios.parse_scenarios(args.scenarios) if args.scenarios else None
+    manifest = generator.generate(
+        args.dir,
+        seed=args.seed,
+        count=args.count,
+        scenarios=picked,
+        max_attempts=settings.max_attempts,
+    )
+    print(f"wrote {len(manifest.samples)} samples and manifest.json to {args.dir}")
+    return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.dev.bench import command
+
+    profile = "quick" if args.quick else args.profile
+    return command.run_command(settings, profile=profile, out=args.out, only=args.only)
+
+
+def _model_server(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.dev.modelserver import server
+
+    server.serve(settings)
+    return 0
+
+
+def _add_runs(sub: Any) -> None:
+    """`planstream runs create | show | approve | retry | reject`."""
+    runs = sub.add_parser("runs", help="create and inspect runs through the ingress")
+    runs_sub = runs.add_subparsers(dest="action", required=True)
+    create = runs_sub.add_parser("create", help="upload an image, create a run, request step 0")
+    create.add_argument("--image", required=True, type=Path)
+    create.add_argument("--request", default=None, help="what the user asks for (<= 2,000 chars)")
+    create.add_argument("--quality", default="2K", choices=["1K", "2K", "4K"])
+    create.add_argument("--ratio", default="4:3")
+    show = runs_sub.add_parser("show", help="the run, its jobs, artifacts and decisions as JSON")
+    show.add_argument("run_id")
+    for action, text in (
+        ("approve", "let a blocked run go on to its next step"),
+        ("retry", "analyse a blocked run's step again, with a fresh retry budget"),
+        ("reject", "end a blocked run"),
+    ):
+        review = runs_sub.add_parser(action, help=text)
+        review.add_argument("run_id")
+        review.add_argument("--reason", required=True)
+        review.add_argument("--reviewer", default=os.environ.get("USER") or "operator")
+    runs.set_defaults(handler=_runs)
+
+
+def _add_tools(sub: Any) -> None:
+    """Operations and tools: dlq, decide, demo, samples, model-server, bench."""
+    dlq = sub.add_parser("dlq", help="dead letters: list them, or redrive them after a fix")
+    dlq.add_argument("action", choices=["list", "redrive"])
+    dlq.add_argument("--run", default=None, help="only this run's dead letters")
+    dlq.add_argument("--since", default=None, help="only those dead-lettered since (ISO 8601)")
+    dlq.add_argument("--reason", default=None, help="why they are redriven (required to redrive)")
+    dlq.add_argument("--operator", default=os.environ.get("USER") or "operator")
+    dlq.set_defaults(handler=_dlq)
+
+    decide = sub.add_parser("decide", help="decide one case offline (shared/contracts/RULES.md)")
+    decide.add_argument("case", type=Path)
+    decide.set_defaults(handler=_decide)
+
+    demo = sub.add_parser("demo", help="sample plans through the whole pipeline, checked")
+    demo.add_argument(
+        "--count", type=int, default=None, help="samples (default: every scenario + 5)"
+    )
+    demo.add_argument("--seed", type=int, default=None, help="sample seed (default: the clock)")
+    demo.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds before runs count as stuck"
+    )
+    demo.add_argument(
+        "--model-timeout", type=float, default=10.0, help="per model call, so a hang ends quickly"
+    )
+    demo.set_defaults(handler=_demo)
+
+    samples = sub.add_parser("samples", help="synthetic floor plans for the scripted model server")
+    samples.add_argument("action", choices=["generate"])
+    samples.add_argument("dir", type=Path)
+    samples.add_argument(
+        "--count", type=int, default=None, help="samples (default: every scenario + 5)"
+    )
+    samples.add_argument("--seed", type=int, default=1)
+    samples.add_argument("--scenarios", default=None, help="comma-separated (default: all)")
+    samples.set_defaults(handler=_samples)
+
+    model_server = sub.add_parser("model-server", help="run the scripted OpenAI-compatible server")
+    model_server.set_defaults(handler=_model_server)
+
+    bench = sub.add_parser("bench", help="benchmarks against raw baselines on the local stack")
+    bench.add_argument("--quick", action="store_true", help="the quick profile (< 5 minutes)")
+    bench.add_argument("--profile", choices=["full", "quick", "tiny"], default="full")
+    bench.add_argument("--out", type=Path, default=Path("reports"), help="where the reports go")
+    bench.add_argument("--only", default=None, help="comma-separated figures (default: all)")
+    bench.set_defaults(handler=_bench)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="planstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local stack: Kafka, PostgreSQL, S3, model server")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(handler=_stack)
+
+    db = sub.add_parser("db", help="PostgreSQL schema")
+    db.add_argument("action", choices=["migrate"])
+    db.set_defaults(handler=_db)
+
+    topics = sub.add_parser("topics", help="create the catalogue's topics on the broker")
+    topics.add_argument("action", choices=["ensure"])
+    topics.set_defaults(handler=_topics)
+
+    schemas = sub.add_parser("schemas", help="JSON Schemas generated from the event models")
+    schemas.add_argument("action", choices=["write", "check"])
+    schemas.add_argument("--dir", default="schemas")
+    schemas.set_defaults(handler=_schemas)
+
+    up = sub.add_parser("up", help="the ingress and every worker, in the foreground")
+    up.set_defaults(handler=_up)
+
+    serve = sub.add_parser("serve", help="run the HTTP ingress")
+    serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser(
+        "worker", help="run one service (a Faust worker, the sink or the sweeper)"
+    )
+    worker.add_argument(
+        "service",
+        choices=[
+            "image_io",
+            "info_worker",
+            "comparison_worker",
+            "supervisor",
+            "decisions_sink",
+            "render_worker",
+            "sweeper",
+        ],
+    )
+    worker.set_defaults(handler=_worker)
+
+    _add_runs(sub)
+
+    _add_tools(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, build settings from the environment and run one command."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("PLANSTREAM_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        settings = Settings.from_env(os.environ)
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except PlanstreamError as exc:
+        print(f"planstream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""One fault-suite environment: its own topics, database, bucket, model server and workers.
+
+The workers reach S3 through a TCP fault proxy and the model through an HTTP fault front, both
+switchable at any time; with ``private=True`` Kafka and PostgreSQL are private instances the
+harness may kill. Every secret the processes get is a canary (see ``planstream.dev.chaos.secrets``).
+"""
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from planstream.dev.chaos.infra import PrivateInfra, free_port, private_settings
+from planstream.dev.chaos.load import Ledger, Load, Sample
+from planstream.dev.chaos.modelfaults import ModelFaults
+from planstream.dev.chaos.profiles import Profile
+from planstream.dev.chaos.proxy import FaultProxy
+from planstream.dev.chaos.rig import Proc, Rig, http_ready, log_says, planstream_argv, service_env
+from planstream.dev.chaos.secrets import Canaries
+from planstream.dev.launcher import WORKERS, prepare
+from planstream.dev.samples.generator import generate
+from planstream.dev.samples.scenarios import Scenario
+from planstream.settings import Settings
+
+__all__ = ["Harness", "make_samples"]
+
+log = logging.getLogger(__name__)
+
+_READY_TIMEOUT_S = 240.0
+
+
+def make_samples(
+    folder: Path, seed: int, scenarios: Sequence[Scenario], count: int
+) -> list[Sample]:
+    """Draw ``count`` sample plans (the scenarios in turn) the harness's model server will know."""
+    manifest = generate(folder, seed=seed, scenarios=tuple(scenarios), count=count, max_attempts=3)
+    return [Sample(folder / entry.file, entry) for entry in manifest.samples]
+
+
+class Harness:
+    """Settings, processes and fault injectors of one environment; ``await start()`` first."""
+
+    def __init__(
+        self,
+        base: Settings,
+        profile: Profile,
+        root: Path,
+        *,
+        private: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.base = base
+        self.profile = profile
+        self.root = root
+        self.private = private
+        self.seed = seed
+        self.tag = uuid.uuid4().hex[:10]
+        self.canaries = Canaries.new()
+        self.rig = Rig(root)
+        self.infra: PrivateInfra | None = None
+        self.s3: FaultProxy | None = None
+        self.model: ModelFaults | None = None
+        self.settings = base
+        self.samples: list[Sample] = []
+        self.ingress_url = ""
+        self.workers: list[str] = []
+        self._admin_dsn = base.dsn
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _settings(self, database_dsn: str | None, **more: object) -> Settings:
+        p = self.profile
+        return self.settings.with_overrides(
+            topic_namespace=f"c{self.tag}.",
+            app_id_suffix=f"-c{self.tag}",
+            s3_bucket=f"planstream-c{self.tag}",
+            s3_access_key_id=f"chaos-{self.tag}",
+            s3_secret_access_key=self.canaries.s3_secret_access_key,
+            model_api_key=self.canaries.model_api_key,
+            postgres_dsn=database_dsn,
+            ingress_port=free_port(),
+            model_server_port=free_port(),
+            model_samples_dir=self.samples[0].path.parent if self.samples else self.root,
+            lease_s=p.lease_s,
+            model_timeout_s=p.model_timeout_s,
+            model_retry_after_cap_s=p.model_retry_after_cap_s,
+            sweeper_interval_s=p.sweeper_interval_s,
+            broker_commit_interval_s=0.2,
+            **more,
+        )
+
+    async def start(self, samples: Sequence[Sample]) -> None:
+        """Infrastructure, database, bucket, topics, model server, proxies, ingress, workers."""
+        self.samples = list(samples)
+        if self.private:
+            self.settings = private_settings(
+                self.base, self.root / "stack", self.canaries.postgres_password
+            )
+            self.infra = PrivateInfra(self.rig, self.settings)
+            await asyncio.gather(self.infra.start("kafka"), self.infra.start("postgres"))
+            self._admin_dsn = self.settings.dsn
+            database_dsn = None
+        else:
+            database_dsn = self.base.dsn.rsplit("/", 1)[0] + f"/planstream_c{self.tag}"
+        s3 = urlsplit(self.base.s3_endpoint or "http://127.0.0.1:15000")
+        self.s3 = FaultProxy(s3.hostname or "127.0.0.1", s3.port or 80, "s3", seed=self.seed)
+        s3_port = self.s3.start()
+        self.settings = self._settings(
+            database_dsn,
+            s3_endpoint=f"http://127.0.0.1:{s3_port}",
+        )
+        if database_dsn is not None:
+            await self._create_database()
+        await prepare(self.settings)
+        self._start_model_server()
+        self.model = ModelFaults(f"http://127.0.0.1:{self.settings.model_server_port}/v1")
+        model_port = self.model.start()
+        self.settings = self.settings.with_overrides(
+            model_base_url=f"http://127.0.0.1:{model_port}/v1"
+        )
+        self.ingress_url = f"http://127.0.0.1:{self.settings.ingress_port}"
+        names = ["ingress", *WORKERS]
+        for name in names:
+            self._spawn(name)
+        for name in names:
+            self.rig.wait_ready(self.rig.procs[name], self._ready(name), _READY_TIMEOUT_S)
+        self.workers = list(WORKERS)
+
+    async def _create_database(self) -> None:
+        admin = await asyncpg.connect(self._admin_dsn, timeout=30)
+        try:
+            await admin.execute(f'CREATE DATABASE "{self.settings.dsn.rsplit("/", 1)[1]}"')
+        finally:
+            await admin.close()
+
+    def _start_model_server(self) -> None:
+        env = service_env(self.settings)
+        self.rig.start(
+            "model-server",
+            planstream_argv("model-server"),
+            env,
+            ready=http_ready(f"http://127.0.0.1:{self.settings.model_server_port}/healthz"),
+            timeout_s=_READY_TIMEOUT_S,
+        )
+
+    @staticmethod
+    def _ready(name: str) -> Callable[[Proc], bool]:
+        return log_says("Running on" if name == "ingress" else "Ready")
+
+    def _argv(self, service: str) -> tuple[str, ...]:
+        if service == "ingress":
+            return planstream_argv("serve")
+        return planstream_argv("worker", service)
+
+    def env(
+        self, settings: Settings | None = None, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        return service_env(
+            settings or self.settings, {"PLANSTREAM_LOG_LEVEL": "INFO", **(extra or {})}
+        )
+
+    def _spawn(
+        self, name: str, service: str | None = None, env: Mapping[str, str] | None = None
+    ) -> Proc:
+        return self.rig.start(name, self._argv(service or name), env or self.env())
+
+    # -- worker control -------------------------------------------------------------------------
+    def start_worker(
+        self,
+        name: str,
+        service: str | None = None,
+        *,
+        crashpoints: Sequence[str] = (),
+        extra_env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, object] | None = None,
+        wait: bool = True,
+    ) -> Proc:
+        """Start (again) an instance of ``service`` named ``name``, with crash points armed."""
+        settings = self.settings.with_overrides(crashpoints=tuple(crashpoints), **(overrides or {}))
+        env = self.env(settings, extra_env)
+        proc = self._spawn(name, service or name.split("-")[0], env)
+        if wait:
+            self.rig.wait_ready(proc, self._ready(name), _READY_TIMEOUT_S)
+        return proc
+
+    def restart(
+        self,
+        name: str,
+        *,
+        crashpoints: Sequence[str] = (),
+        extra_env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, object] | None = None,
+        wait: bool = True,
+    ) -> Proc:
+        """Stop ``name`` if it runs (SIGTERM), then start it with these crash points/settings."""
+        if self.rig.procs[name].alive():
+            self.rig.stop(name)
+        return self.start_worker(
+            name, crashpoints=crashpoints, extra_env=extra_env, overrides=overrides, wait=wait
+        )
+
+    def ensure_running(self) -> list[str]:
+        """Start again every standard worker that is not running (after a crash); their names."""
+        restarted = []
+        for name in ["ingress", *self.workers]:
+            proc = self.rig.procs.get(name)
+            if proc is None or not proc.alive():
+                self.start_worker(name)
+                restarted.append(name)
+        return restarted
+
+    # -- load ----------------------------------------------------------------------------------
+    def loader(self, seed: int) -> Load:
+        return Load(self.ingress_url, self.samples, seed)
+
+    async def load(
+        self,
+        count: int,
+        *,
+        seed: int,
+        scenarios: Sequence[str] | None = None,
+        rate_per_s: float | None = None,
+    ) -> Ledger:
+        return await self.loader(seed).run(
+            count, rate_per_s=rate_per_s or self.profile.rate_per_s, scenarios=scenarios
+        )
+
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.settings.dsn, timeout=30)
+
+    # -- tear-down -----------------------------------------------------------------------------
+    async def stop(self, *, drop: bool = True) -> None:
+        await asyncio.to_thread(self.rig.close)
+        for injector in (self.model, self.s3):
+            if injector is not None:
+                injector.close()
+        if drop and not self.private and os.environ.get("PLANSTREAM_CHAOS_KEEP") != "1":
+            admin = await asyncpg.connect(self._admin_dsn, timeout=30)
+            try:
+                name = self.settings.dsn.rsplit("/", 1)[1]
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()

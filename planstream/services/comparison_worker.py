@@ -1,0 +1,169 @@
+"""Comparison Worker: the Spaces document against spaces-v1, the rule catalogue and the request.
+
+It re-validates the stored document with fastjsonschema, runs the rules of RULES.md, and, when
+the run has a request text, asks the model to compare the spaces with it (the text travels as
+quoted data; the answer is schema-checked). ``ComparisonCompleted`` lists the failures.
+"""
+
+import json
+import logging
+from typing import Any, Final
+
+import fastjsonschema
+
+from planstream.adapters.model import ChatAnswer
+from planstream.crashpoints import crashpoint
+from planstream.domain.events import (
+    MAX_LISTED_FAILURES,
+    ComparisonCompleted,
+    Failure,
+    InfoExtracted,
+    Versions,
+)
+from planstream.domain.ids import new_id
+from planstream.domain.prompts import COMPARISON, comparison_messages
+from planstream.domain.rules import (
+    RULES_VERSION,
+    SCHEMA_INVALID,
+    Mismatch,
+    Policy,
+    evaluate_document,
+    request_failures,
+)
+from planstream.domain.spaces import (
+    SPACES_VERSION,
+    ImageSize,
+    JsonRejected,
+    SchemaViolation,
+    load_spaces,
+    parse_json,
+)
+from planstream.services.model_budget import BudgetedCaller, CallSpec, Usage
+from planstream.services.runtime import Runtime
+from topics import COMPARISON_COMPLETED, INFO_EXTRACTED
+
+__all__ = ["SERVICE", "ComparisonWorker", "image_size"]
+
+log = logging.getLogger(__name__)
+
+SERVICE: Final = "comparison_worker"
+_check_mismatches = fastjsonschema.compile(COMPARISON.schema)
+_NO_DOCUMENT = SchemaViolation("the Info Worker stored no Spaces document for this step")
+
+
+def image_size(metadata: dict[str, Any]) -> ImageSize | None:
+    """The real size Image I/O measured, if it did."""
+    width, height = metadata.get("width_px"), metadata.get("height_px")
+    if isinstance(width, int) and isinstance(height, int):
+        return ImageSize(width, height)
+    return None
+
+
+def _usage(answer: ChatAnswer) -> Usage:
+    return Usage(answer.input_tokens, answer.output_tokens, answer.finish_reason)
+
+
+class ComparisonWorker:
+    """The Comparison Worker's logic for one step attempt."""
+
+    def __init__(self, runtime: Runtime, policy: Policy) -> None:
+        self._rt = runtime
+        self._policy = policy
+        self._caller = BudgetedCaller(runtime.settings, runtime.model_calls, SERVICE)
+
+    async def handle(self, extracted: InfoExtracted) -> None:
+        rt = self._rt
+        work = await rt.jobs.begin(extracted, INFO_EXTRACTED)
+        if work is None:
+            return
+        async with work:
+            run = await rt.repo.get_run(extracted.run_id)
+            if run is None:
+                raise LookupError(f"run {extracted.run_id} vanished")
+            failures, schema_valid = await self._failures(
+                extracted, work.lease.job_id, run.request_text
+            )
+            completed = ComparisonCompleted(
+                **extracted.same_step(new_id("evt"), rt.clock()),
+                job_id=work.lease.job_id,
+                image_artifact_id=extracted.image_artifact_id,
+                spaces_artifact_id=extracted.spaces_artifact_id,
+                schema_valid=schema_valid,
+                passed=not failures,
+                failures=failures[:MAX_LISTED_FAILURES],
+                failure_count=len(failures),
+                model_calls=extracted.model_calls,
+                versions=Versions(
+                    spaces_schema=SPACES_VERSION,
+                    prompt=COMPARISON.version,
+                    model=rt.settings.model_text,
+                    rules=RULES_VERSION,
+                ),
+            )
+            await rt.publisher.publish(COMPARISON_COMPLETED, completed)
+            crashpoint("comparison_worker.after_emit")
+            await rt.jobs.finish(
+                work, "completed", {"event_id": completed.event_id, "failures": len(failures)}
+            )
+
+    async def _failures(
+        self, extracted: InfoExtracted, job_id: str, request_text: str | None
+    ) -> tuple[list[Failure], bool]:
+        """The document rules, then the request mismatches; whether the schema held."""
+        if extracted.failure is not None:
+            return [extracted.failure], False
+        raw = await self._stored_document(extracted)
+        loaded = load_spaces(raw) if raw is not None else _NO_DOCUMENT
+        image = await self._image_size(extracted.image_artifact_id)
+        failures = evaluate_document(loaded, image, self._policy)
+        if isinstance(loaded, SchemaViolation):
+            return failures, False
+        if request_text:
+            spaces = json.loads(raw or b"null")
+            failures += await self._request_failures(extracted, job_id, request_text, spaces)
+        return failures, True
+
+    async def _stored_document(self, extracted: InfoExtracted) -> bytes | None:
+        rt = self._rt
+        artifact_id = extracted.spaces_artifact_id
+        artifact = await rt.repo.artifact(artifact_id) if artifact_id else None
+        if artifact is None:
+            return None
+        return await rt.storage.read(
+            artifact.storage_bucket, artifact.storage_path, rt.settings.model_max_response_bytes
+        )
+
+    async def _image_size(self, artifact_id: str) -> ImageSize | None:
+        artifact = await self._rt.repo.artifact(artifact_id)
+        return image_size(artifact.metadata) if artifact else None
+
+    async def _request_failures(
+        self, extracted: InfoExtracted, job_id: str, request_text: str, spaces: object
+    ) -> list[Failure]:
+        rt = self._rt
+        model = rt.settings.model_text
+        answered = await self._caller.call(
+            CallSpec(extracted, job_id, "compare", model, COMPARISON.version),
+            lambda: rt.model.chat(
+                model=model,
+                messages=comparison_messages(request_text, spaces),
+                schema_name=COMPARISON.schema_name,
+                schema=COMPARISON.schema,
+            ),
+            _usage,
+        )
+        if answered.answer is None:
+            return [answered.failure] if answered.failure else []
+        mismatches = _mismatches(answered.answer.content)
+        if mismatches is None:
+            return [SCHEMA_INVALID.failure("the request comparison is not request_comparison_v1")]
+        return request_failures(mismatches)
+
+
+def _mismatches(content: str | None) -> list[Mismatch] | None:
+    """The comparison's mismatches, or None when the answer breaks its schema."""
+    try:
+        answer = _check_mismatches(parse_json(content or ""))
+    except (fastjsonschema.JsonSchemaException, JsonRejected):
+        return None
+    return [Mismatch(m["description"], m["severity"]) for m in answer["mismatches"]]

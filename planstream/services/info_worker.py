@@ -1,0 +1,172 @@
+"""Info Worker: the vision model reads the step's image into a Spaces document.
+
+The image goes to the model as a short-lived signed URL; the answer is asked for against the
+strict Spaces schema, judged (``planstream.domain.analysis``), and stored in S3 keyed by its content
+hash, next to the raw response. ``InfoExtracted`` carries artifact ids and a few counts only.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from planstream.adapters.model import ChatAnswer
+from planstream.crashpoints import crashpoint
+from planstream.domain.analysis import judge_answer
+from planstream.domain.contracts import spaces_schema_for_model
+from planstream.domain.events import (
+    Failure,
+    ImageReady,
+    InfoExtracted,
+    InfoRequested,
+    Versions,
+)
+from planstream.domain.ids import new_id
+from planstream.domain.prompts import EXTRACTION, extraction_messages
+from planstream.domain.records import Artifact, ArtifactKind
+from planstream.domain.rules import RULES_VERSION
+from planstream.domain.spaces import SPACES_VERSION
+from planstream.services.jobs import StepWork
+from planstream.services.model_budget import BudgetedCaller, CallSpec, Usage
+from planstream.services.runtime import Runtime
+from topics import IMAGE_READY, INFO_EXTRACTED, INFO_REQUESTED
+
+__all__ = ["SERVICE", "InfoWorker", "store_json_artifact"]
+
+log = logging.getLogger(__name__)
+
+SERVICE: Final = "info_worker"
+
+
+async def store_json_artifact(
+    rt: Runtime, run_id: str, step_id: int, kind: ArtifactKind, data: bytes
+) -> str:
+    """Store ``data`` under a content-hash key; the same bytes always give the same artifact."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = f"runs/{run_id}/step-{step_id}/{kind}-{digest}.json"
+    await rt.storage.write(path, data, "application/json")
+    return await rt.repo.store_artifact(
+        Artifact(
+            artifact_id=new_id("art"),
+            run_id=run_id,
+            step_id=step_id,
+            kind=kind,
+            storage_bucket=rt.storage.bucket,
+            storage_path=path,
+            metadata={"sha256": digest, "byte_size": len(data)},
+        )
+    )
+
+
+def _usage(answer: ChatAnswer) -> Usage:
+    return Usage(answer.input_tokens, answer.output_tokens, answer.finish_reason)
+
+
+@dataclass(frozen=True)
+class _Extraction:
+    """What one extraction produced: stored artifacts, or the failure in their place."""
+
+    spaces_id: str | None
+    raw_id: str | None
+    space_count: int
+    failure: Failure | None
+    calls_used: int
+
+
+class InfoWorker:
+    """The Info Worker's logic for one step attempt; the agent runs many of these at once."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+        self._caller = BudgetedCaller(runtime.settings, runtime.model_calls, SERVICE)
+        self._schema = spaces_schema_for_model()
+
+    async def handle(self, request: ImageReady | InfoRequested) -> None:
+        rt = self._rt
+        work = await rt.jobs.begin(
+            request, IMAGE_READY if isinstance(request, ImageReady) else INFO_REQUESTED
+        )
+        if work is None:
+            return
+        async with work:
+            image_id = request.artifact_ids[0]
+            image = await rt.repo.artifact(image_id)
+            if image is None:
+                raise LookupError(f"image artifact {image_id} vanished after Image I/O checked it")
+            url = await rt.signed_urls.for_artifact(image)
+            extraction = await self._extract(request, work, url)
+            await self._publish(request, work, image_id, extraction)
+
+    async def _extract(
+        self, request: ImageReady | InfoRequested, work: StepWork, url: str
+    ) -> _Extraction:
+        """Ask the model within the step's budget, keep its raw answer, judge and store it."""
+        rt = self._rt
+        model = rt.settings.model_vision
+        spec = CallSpec(request, work.lease.job_id, "extract", model, EXTRACTION.version)
+        answered = await self._caller.call(
+            spec,
+            lambda: rt.model.chat(
+                model=model,
+                messages=extraction_messages(url),
+                schema_name=EXTRACTION.schema_name,
+                schema=self._schema,
+            ),
+            _usage,
+        )
+        crashpoint("info_worker.after_model_call")
+        answer = answered.answer
+        if answer is None:
+            return _Extraction(None, None, 0, answered.failure, answered.calls_used)
+        raw_id = await store_json_artifact(
+            rt, request.run_id, request.step_id, "model_response", answer.raw
+        )
+        judgement = judge_answer(
+            answer.content,
+            answer.refusal,
+            answer.finish_reason,
+            rt.settings.model_max_response_bytes,
+        )
+        if judgement.document is None or answer.content is None:
+            return _Extraction(None, raw_id, 0, judgement.failure, answered.calls_used)
+        canonical = json.dumps(json.loads(answer.content), sort_keys=True).encode()
+        spaces_id = await store_json_artifact(
+            rt, request.run_id, request.step_id, "spaces_json", canonical
+        )
+        count = len(judgement.document.spaces)
+        return _Extraction(spaces_id, raw_id, count, None, answered.calls_used)
+
+    async def _publish(
+        self,
+        request: ImageReady | InfoRequested,
+        work: StepWork,
+        image_id: str,
+        extraction: _Extraction,
+    ) -> None:
+        rt = self._rt
+        failure = extraction.failure
+        extracted = InfoExtracted(
+            **request.same_step(new_id("evt"), rt.clock()),
+            job_id=work.lease.job_id,
+            image_artifact_id=image_id,
+            spaces_artifact_id=extraction.spaces_id,
+            raw_artifact_id=extraction.raw_id,
+            space_count=extraction.space_count,
+            failure=failure,
+            model_calls=max(1, extraction.calls_used),
+            versions=Versions(
+                spaces_schema=SPACES_VERSION,
+                prompt=EXTRACTION.version,
+                model=rt.settings.model_vision,
+                rules=RULES_VERSION,
+            ),
+        )
+        await rt.publisher.publish(INFO_EXTRACTED, extracted)
+        crashpoint("info_worker.after_emit")
+        await rt.jobs.finish(
+            work,
+            "completed",
+            {"event_id": extracted.event_id, "spaces_artifact_id": extraction.spaces_id},
+            error=f"{failure.rule}: {failure.detail}" if failure else None,
+        )

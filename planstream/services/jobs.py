@@ -1,0 +1,143 @@
+"""A service's hold on its job for one step attempt: lease it, keep it, record how it ended."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from types import TracebackType
+from typing import Any
+
+from planstream.adapters.postgres.leases import JobLeases
+from planstream.domain.events import StepEvent
+from planstream.domain.ids import new_id
+from planstream.domain.records import Lease, NewJob
+from planstream.settings import Settings
+from topics import TopicSpec
+
+__all__ = ["JobHeldElsewhere", "Jobs", "StepWork"]
+
+log = logging.getLogger(__name__)
+
+
+class JobHeldElsewhere(Exception):
+    """Another worker holds the job's lease: this delivery does nothing, and must not be marked
+    done (the sweeper's re-drive after that worker dies has to run)."""
+
+
+class StepWork:
+    """A leased job; ``async with`` it to renew the lease while the work runs."""
+
+    def __init__(self, lease: Lease, leases: JobLeases, lease_s: float) -> None:
+        self.lease = lease
+        self.started = time.monotonic()
+        self._leases = leases
+        self._lease_s = lease_s
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            if not await self._leases.renew(self.lease, self._lease_s):
+                log.warning(
+                    "lease lost: the job was taken over; its result will be refused",
+                    extra={"job_id": self.lease.job_id, "epoch": self.lease.epoch},
+                )
+                return
+
+    async def __aenter__(self) -> "StepWork":
+        self._heartbeat = asyncio.create_task(self._renew(), name=f"lease:{self.lease.job_id}")
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+
+
+class Jobs:
+    """Leases and finishes one service's jobs; the job key is ``<service>:<step key>``."""
+
+    def __init__(self, leases: JobLeases, settings: Settings, service: str, worker_id: str) -> None:
+        self._leases = leases
+        self._settings = settings
+        self.service = service
+        self.worker_id = worker_id
+
+    def key(self, event: StepEvent) -> str:
+        """The job's idempotency key: one job per service and step attempt."""
+        return f"{self.service}:{event.idempotency_key}"
+
+    def new_job(self, event: StepEvent, source: TopicSpec) -> NewJob:
+        """The job for the step attempt ``event`` names; it keeps the event and its topic, so
+        the sweeper can deliver it again."""
+        return NewJob(
+            job_id=new_id("job"),
+            run_id=event.run_id,
+            step_id=event.step_id,
+            attempt=event.attempt,
+            service=self.service,
+            idempotency_key=self.key(event),
+            payload_ref={"topic": source.name, "event": event.model_dump(mode="json")},
+            max_attempts=self._settings.max_attempts,
+        )
+
+    async def receive(self, event: StepEvent, source: TopicSpec) -> bool:
+        """Record the job as pending before its event's offset may be committed.
+
+        From then on PostgreSQL, not the consumer offset, holds the work: if this process dies
+        (or the event is dropped) before a worker leases the job, the sweeper delivers the kept
+        event again. False when the event names no known run (nothing to record).
+        """
+        return await self._leases.receive(self.new_job(event, source))
+
+    async def begin(self, event: StepEvent, source: TopicSpec) -> StepWork | None:
+        """Lease the job for the step attempt ``event`` names, or None if it is not ours to do
+        (a worker dying with the lease leaves it to the sweeper)."""
+        lease = await self._leases.acquire(
+            self.new_job(event, source),
+            worker_id=self.worker_id,
+            lease_s=self._settings.lease_s,
+        )
+        if lease == "leased":
+            raise JobHeldElsewhere(f"{self.service}: another worker holds {event.idempotency_key}")
+        if not isinstance(lease, Lease):
+            log.info(
+                "%s skipped a step: its job is %s",
+                self.service,
+                lease,
+                extra={"run_id": event.run_id, "step_id": event.step_id, "attempt": event.attempt},
+            )
+            return None
+        return StepWork(lease, self._leases, self._settings.lease_s)
+
+    async def finish(
+        self,
+        work: StepWork,
+        status: str,
+        result_ref: dict[str, Any],
+        *,
+        error: str | None = None,
+        stack: str | None = None,
+    ) -> bool:
+        """Record the outcome with the lease's epoch; False (logged) when the lease went stale."""
+        accepted = await self._leases.finish(
+            work.lease,
+            self.worker_id,
+            status=status,
+            result_ref=result_ref,
+            processing_time_ms=int((time.monotonic() - work.started) * 1000),
+            error=error,
+            stack=stack,
+        )
+        if not accepted:
+            log.warning(
+                "stale lease: the job's result was refused",
+                extra={"job_id": work.lease.job_id, "epoch": work.lease.epoch},
+            )
+        return accepted

@@ -1,0 +1,74 @@
+"""Bounded retries with exponential backoff and full jitter, for transient failures only."""
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from planstream.domain.errors import RetryableError
+
+__all__ = ["RetryPolicy", "backoff_delay", "call_through_outages", "call_with_retries"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a transient failure is retried."""
+
+    attempts: int = 3
+    base_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+
+
+def backoff_delay(policy: RetryPolicy, failures: int, draw: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failures; ``draw`` in [0, 1) is the jitter."""
+    ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** (failures - 1))
+    return float(ceiling * draw)
+
+
+async def call_with_retries(
+    policy: RetryPolicy,
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    draw: Callable[[], float] = random.random,
+) -> T:
+    """Run ``call``; retry RetryableError up to the policy's attempts, re-raising the last."""
+    for failures in range(1, policy.attempts + 1):
+        try:
+            return await call()
+        except RetryableError as exc:
+            if failures == policy.attempts:
+                raise
+            delay = backoff_delay(policy, failures, draw())
+            log.warning("%s failed (%s); retry %d in %.2fs", what, exc, failures, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+async def call_through_outages(
+    call: Callable[[], Awaitable[T]],
+    outages: tuple[type[BaseException], ...],
+    *,
+    max_delay_s: float,
+    what: str,
+    draw: Callable[[], float] = random.random,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run ``call``; while it fails with one of ``outages`` (a dependency is down, not the
+    work), wait with backoff and try again, for as long as the outage lasts."""
+    policy = RetryPolicy(base_delay_s=0.5, max_delay_s=max_delay_s)
+    failures = 0
+    while True:
+        try:
+            return await call()
+        except outages as exc:
+            failures += 1
+            delay = backoff_delay(policy, failures, draw())
+            log.warning("%s: outage (%s); try %d again in %.1fs", what, exc, failures, delay)
+            await sleep(delay)

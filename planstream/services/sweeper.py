@@ -1,0 +1,78 @@
+"""The sweeper: re-drives the jobs nobody works on.
+
+Two kinds: a job whose worker stopped renewing its lease (it crashed or hung), and a job
+received but never leased for a lease period (its event was lost between the receipt and a
+worker: the process died, or the consumer dropped it in a rebalance). Either is delivered again
+(its event, kept on the job, is published to its topic once more; the next worker takes the
+lease with a higher epoch), within the job's budget: deliveries for a leased job, re-drives for
+one never leased. A job out of budget is failed: for a step's worker the Supervisor hears of it
+as ``WORKER_LOST`` and decides; for the Supervisor's own job the run is marked failed.
+"""
+
+import logging
+from typing import Any, Final, cast
+
+from planstream.adapters.postgres.leases import JobLeases
+from planstream.domain.events import ServiceName, StepEvent
+from planstream.domain.rules import Rule
+from planstream.services.runtime import Runtime
+from planstream.services.upstream import publish_failure
+from topics import by_name
+
+__all__ = ["WORKER_LOST", "Sweeper"]
+
+log = logging.getLogger(__name__)
+
+WORKER_LOST: Final = Rule(
+    "WORKER_LOST",
+    "high",
+    "The step's worker stopped on every delivery; check its logs, then retry the run.",
+)
+
+
+class Sweeper:
+    """One sweep at a time re-drives or fails every job nobody works on."""
+
+    def __init__(self, runtime: Runtime, leases: JobLeases) -> None:
+        self._rt = runtime
+        self._leases = leases
+
+    async def sweep(self) -> int:
+        """Handle the jobs nobody works on; returns how many."""
+        settings = self._rt.settings
+        expired = await self._leases.expired(settings.lease_s, settings.sweeper_batch)
+        for job in expired:
+            try:
+                await self._handle(job)
+            except Exception:  # one bad job must not stop the others' re-drives
+                log.exception("could not re-drive a job", extra={"job_id": job["job_id"]})
+        return len(expired)
+
+    async def _handle(self, job: dict[str, Any]) -> None:
+        if "topic" not in job["payload_ref"]:
+            raise LookupError(f"job {job['job_id']} keeps no event to deliver again")
+        spec = by_name(job["payload_ref"]["topic"])
+        assert spec.value_model is not None
+        event = spec.value_model.model_validate(job["payload_ref"]["event"])
+        assert isinstance(event, StepEvent)
+        fields = {"job_id": job["job_id"], "run_id": job["run_id"], "service": job["service"]}
+        never_leased = job["status"] == "pending"
+        spent = job["redrives"] if never_leased else job["attempts"]
+        if spent < job["max_attempts"]:
+            await self._rt.publisher.publish(spec, event)
+            what = "a job never leased" if never_leased else "a job whose lease expired"
+            log.warning("re-drove %s", what, extra=fields)
+            return
+        if never_leased:
+            reason = f"no worker took it after {spent} re-drives"
+        else:
+            reason = f"the lease expired on all {spent} deliveries"
+        if not await self._leases.give_up(job["job_id"], job["lease_epoch"], reason):
+            return  # its worker came back and finished it meanwhile
+        log.error("gave up a job: %s", reason, extra=fields)
+        if job["service"] == "supervisor":
+            await self._rt.repo.fail_run(job["run_id"], f"the Supervisor's job {reason}")
+        else:
+            failure = WORKER_LOST.failure(f"{job['service']}: {reason}")
+            service = cast(ServiceName, job["service"])
+            await publish_failure(self._rt, event, service, failure, job["job_id"])

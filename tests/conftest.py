@@ -1,0 +1,89 @@
+"""Fixtures over the real local stack: each session gets its own topics, database and bucket."""
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aioboto3
+import asyncpg
+import pytest
+
+from planstream.adapters.postgres.db import create_pool
+from planstream.adapters.postgres.repository import Repository
+from planstream.dev.launcher import everything, prepare, running
+from planstream.settings import Settings
+from tests.stackkit import ROOT, isolated_settings
+
+pytestmark = pytest.mark.integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(f"tests/{kind}" in str(item.path) for kind in ("integration", "system")):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+@pytest.fixture(scope="session")
+async def settings(base_settings: Settings) -> AsyncIterator[Settings]:
+    """Isolated settings whose database, bucket and topics exist and are empty."""
+    isolated = isolated_settings(base_settings)
+    database = isolated.dsn.rsplit("/", 1)[1]
+    try:
+        admin = await asyncpg.connect(base_settings.dsn, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL of the local stack is unreachable ({exc}): run `make test`")
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    await prepare(isolated)
+    yield isolated
+    admin = await asyncpg.connect(base_settings.dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def repo(settings: Settings) -> AsyncIterator[Repository]:
+    pool = await create_pool(settings.dsn)
+    yield Repository(pool)
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings.dsn)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def s3(settings: Settings) -> AsyncIterator[object]:
+    session = aioboto3.Session(
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key,
+        region_name=settings.s3_region,
+    )
+    async with session.client("s3", endpoint_url=settings.s3_endpoint) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def logs() -> Path:
+    folder = ROOT / ".planstream" / "test-logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ingress_url(settings: Settings, logs: Path) -> Iterator[str]:
+    """The ingress and every Faust worker as subprocesses; yields the ingress's base URL."""
+    with running(settings, everything(), logs):
+        yield f"http://127.0.0.1:{settings.ingress_port}"
