@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every planstream process: `serve`, `worker <service>`, `db migrate`,
-# `topics ensure`, `model-server`. Every setting comes from PLANSTREAM_* variables.
+# `topics ensure`. Every setting comes from PLANSTREAM_* variables. It holds the product only:
+# the wheel leaves out planstream.dev. The `dev` target adds the dev tools, for the scripted
+# model server (`planstream model-server`) that docker-compose.yml runs as a stand-in.
 
 FROM python:3.11-slim AS build
 RUN python -m venv /opt/venv
@@ -11,7 +13,21 @@ COPY . /src
 # Every dependency ships a manylinux wheel for CPython 3.11, so no compiler is needed.
 RUN --mount=type=cache,target=/root/.cache/pip pip install /src
 
-FROM python:3.11-slim
+# The dev tools, never the product image: the repository installed editable, so planstream.dev
+# (left out of the wheel) is imported from /src. `docker build --target dev`.
+FROM build AS dev
+RUN --mount=type=cache,target=/root/.cache/pip pip install --no-deps -e /src \
+    && useradd --system --uid 10001 --user-group --no-log-init \
+        --home-dir /var/lib/planstream --create-home planstream
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER 10001:10001
+WORKDIR /var/lib/planstream
+ENTRYPOINT ["planstream"]
+CMD ["model-server"]
+
+# The product: the last stage, so a build without --target makes it.
+FROM python:3.11-slim AS product
 RUN useradd --system --uid 10001 --user-group --no-log-init \
         --home-dir /var/lib/planstream --create-home planstream
 COPY --from=build /opt/venv /opt/venv

@@ -15,7 +15,7 @@ from agents import sweeper
 from planstream import crashpoints
 from planstream.adapters.faust.app import create_app
 from planstream.adapters.kafka import decisions_sink, ensure_topics
-from planstream.dev.launcher import WORKERS
+from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
 
 SERVICES = WORKERS

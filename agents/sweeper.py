@@ -8,10 +8,10 @@ import contextlib
 import logging
 import signal
 
+from planstream.adapters.composition import open_runtime
 from planstream.adapters.kafka import EventPublisher
 from planstream.adapters.postgres.db import create_pool
 from planstream.adapters.postgres.leases import JobLeases
-from planstream.services.runtime import open_runtime
 from planstream.services.sweeper import Sweeper
 from planstream.settings import Settings
 

@@ -10,6 +10,7 @@ import pytest
 
 from planstream.adapters.postgres.db import create_pool
 from planstream.adapters.postgres.repository import Repository
+from planstream.dev.isolation import create_database, database_name, drop_database
 from planstream.dev.launcher import everything, prepare, running
 from planstream.settings import Settings
 from tests.stackkit import ROOT, isolated_settings
@@ -32,22 +33,14 @@ def base_settings() -> Settings:
 async def settings(base_settings: Settings) -> AsyncIterator[Settings]:
     """Isolated settings whose database, bucket and topics exist and are empty."""
     isolated = isolated_settings(base_settings)
-    database = isolated.dsn.rsplit("/", 1)[1]
+    database = database_name(isolated)
     try:
-        admin = await asyncpg.connect(base_settings.dsn, timeout=10)
+        await create_database(base_settings.dsn, database, timeout_s=10)
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL of the local stack is unreachable ({exc}): run `make test`")
-    try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await admin.close()
     await prepare(isolated)
     yield isolated
-    admin = await asyncpg.connect(base_settings.dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(base_settings.dsn, database)
 
 
 @pytest.fixture(scope="session")

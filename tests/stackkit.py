@@ -1,35 +1,26 @@
-"""Helpers over the real local stack: isolated settings, subprocess services, topic reads."""
+"""Helpers over the real local stack: the test session's isolated settings, topic reads, polling.
+
+Services run as subprocesses through ``planstream.dev.launcher`` (see ``tests/conftest.py``).
+"""
 
 import asyncio
-import socket
-import sys
 import time
-import uuid
 from pathlib import Path
 from typing import NamedTuple
 
 from planstream.adapters.kafka import read_all
+from planstream.dev.isolation import free_port, isolated, new_tag
 from planstream.settings import Settings
 from topics import TopicSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def isolated_settings(base: Settings) -> Settings:
     """Settings with a topic namespace, database, bucket and app ids of this test session."""
-    tag = uuid.uuid4().hex[:10]
-    dsn = base.dsn.rsplit("/", 1)[0] + f"/planstream_t{tag}"
-    return base.with_overrides(
-        topic_namespace=f"t{tag}.",
-        app_id_suffix=f"-t{tag}",
-        s3_bucket=f"planstream-t{tag}",
-        postgres_dsn=dsn,
+    return isolated(
+        base,
+        new_tag("t"),
         ingress_port=free_port(),
         broker_commit_interval_s=0.2,
         # A hung model call is abandoned after 3 s, well inside the 60 s lease.
@@ -38,10 +29,6 @@ def isolated_settings(base: Settings) -> Settings:
         lease_s=60,
         sweeper_interval_s=1.0,
     )
-
-
-def planstream(*args: str) -> list[str]:
-    return [sys.executable, "-m", "planstream.cli", *args]
 
 
 class Record(NamedTuple):

@@ -1,1 +1,3 @@
-"""Adapters: the only modules that talk to Kafka, PostgreSQL, S3 and the model."""
+"""The only code that does I/O: PostgreSQL, Kafka and Faust, S3, the model's HTTP API, Pillow,
+and the HTTP ingress. ``composition`` wires them into the services.
+"""

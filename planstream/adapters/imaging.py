@@ -9,14 +9,12 @@ transposing the pixels. Pillow is CPU work, not I/O; the caller runs it off the 
 import hashlib
 import io
 import warnings
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from planstream.domain.errors import PermanentError
+from planstream.ports import ImageFacts, ImageUnreadable
 
-__all__ = ["ImageFacts", "ImageUnreadable", "inspect_image", "upright_size"]
+__all__ = ["PillowImaging", "as_png", "inspect_image", "resized", "upright_size"]
 
 # EXIF orientations that turn the stored image a quarter turn (transpose, 90 cw, transverse,
 # 90 ccw); 2-4 only mirror or flip it, any other value is ignored, as exif_transpose does.
@@ -24,27 +22,6 @@ _ROTATING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _JPEG_DRAFT_SCALE = 8
 _EXIF_ORIENTATION = 0x0112
 _ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
-
-
-class ImageUnreadable(PermanentError):
-    """The bytes are not a decodable image of an accepted format."""
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What Image I/O records about an image in ``pipeline_artifacts.metadata_json``."""
-
-    width_px: int
-    height_px: int
-    stored_width_px: int
-    stored_height_px: int
-    exif_orientation: int
-    format: str
-    byte_size: int
-    sha256: str
-
-    def as_metadata(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
@@ -103,3 +80,37 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageFacts:
         byte_size=len(data),
         sha256=digest,
     )
+
+
+def as_png(data: bytes) -> bytes:
+    """The image as PNG (the edit endpoint takes PNG): a PNG as it is, anything else converted
+    to RGB (its EXIF orientation is not applied)."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.format == "PNG":
+            return data
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "PNG")
+        return buffer.getvalue()
+
+
+def resized(png: bytes, size: tuple[int, int]) -> bytes:
+    """The PNG scaled to ``size`` (when the model only makes fixed sizes); as it is if it fits."""
+    with Image.open(io.BytesIO(png)) as image:
+        if image.size == size:
+            return png
+        buffer = io.BytesIO()
+        image.resize(size, Image.Resampling.LANCZOS).save(buffer, "PNG")
+        return buffer.getvalue()
+
+
+class PillowImaging:
+    """The ``planstream.ports.Imaging`` seam on Pillow: the functions above, as one object."""
+
+    def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
+        return inspect_image(data, max_pixels)
+
+    def as_png(self, data: bytes) -> bytes:
+        return as_png(data)
+
+    def resized(self, png: bytes, size: tuple[int, int]) -> bytes:
+        return resized(png, size)

@@ -1,7 +1,7 @@
 """The model, through ``openai.AsyncOpenAI``: structured chat answers and image edits.
 
-The client's own retries are off; ``planstream.services.retrying`` decides, so that every call counts
-toward the step's budget. OpenAI's exceptions are translated here, at the boundary.
+The client's own retries are off; ``planstream.services.model_budget`` decides, so that every
+call counts toward the step's budget. OpenAI's exceptions are translated here, at the boundary.
 """
 
 import asyncio
@@ -10,62 +10,22 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, cast
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from planstream.domain.errors import PermanentError, RetryableError
+from planstream.ports import ChatAnswer, ImageAnswer, ModelRefused, ModelUnavailable
 from planstream.settings import Settings
 
-__all__ = ["ChatAnswer", "ImageAnswer", "ModelClient", "ModelRefused", "ModelUnavailable"]
+__all__ = ["ModelClient"]
 
 
 _DEADLINE = "the model did not finish its answer within the timeout"
 # Secret-shaped tokens a server may echo back (OpenAI keys, bearer tokens).
 _KEY_SHAPED = re.compile(r"(?:sk|pk|rk)-[A-Za-z0-9_-]{6,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
-
-
-class ModelUnavailable(RetryableError):
-    """The model timed out, throttled us or failed on its side; ``retry_after_s`` if it said."""
-
-    def __init__(
-        self,
-        message: str,
-        outcome: Literal["timeout", "unreachable", "throttled", "failed"],
-        retry_after_s: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.outcome = outcome
-        self.retry_after_s = retry_after_s
-
-
-class ModelRefused(PermanentError):
-    """The model (or its server) refused the request; repeating it cannot help."""
-
-
-@dataclass(frozen=True)
-class ChatAnswer:
-    """One chat completion: the content, why it ended, what it cost, and its raw body."""
-
-    content: str | None
-    refusal: str | None
-    finish_reason: str | None
-    input_tokens: int
-    output_tokens: int
-    latency_ms: int
-    raw: bytes
-
-
-@dataclass(frozen=True)
-class ImageAnswer:
-    png: bytes
-    input_tokens: int
-    output_tokens: int
-    latency_ms: int
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -139,7 +99,7 @@ class ModelClient:
         self,
         *,
         model: str,
-        messages: list[ChatCompletionMessageParam],
+        messages: Sequence[Mapping[str, Any]],
         schema_name: str,
         schema: dict[str, Any],
     ) -> ChatAnswer:
@@ -149,7 +109,8 @@ class ModelClient:
             async with asyncio.timeout(self._settings.model_timeout_s):
                 response = await self._api.chat.completions.with_raw_response.create(
                     model=model,
-                    messages=messages,
+                    # The prompts build OpenAI's message shape; the port keeps it a plain mapping.
+                    messages=cast(list[ChatCompletionMessageParam], list(messages)),
                     response_format={
                         "type": "json_schema",
                         "json_schema": {"name": schema_name, "strict": True, "schema": schema},
@@ -205,12 +166,6 @@ class ModelClient:
             output_tokens=usage.output_tokens if usage else 0,
             latency_ms=int((time.monotonic() - started) * 1000),
         )
-
-
-def price(settings: Settings, model: str, input_tokens: int, output_tokens: int) -> float:
-    """USD for one call by the configured price table (0 for a model it does not list)."""
-    per_input, per_output = settings.model_prices.get(model, (0.0, 0.0))
-    return (input_tokens * per_input + output_tokens * per_output) / 1_000_000
 
 
 def dumps(value: object) -> str:

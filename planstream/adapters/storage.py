@@ -9,21 +9,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from planstream.domain.errors import PermanentError, RetryableError
+from planstream.ports import ObjectMissing, ObjectTooLarge
 from planstream.settings import Settings
 
-__all__ = ["ObjectMissing", "ObjectTooLarge", "Storage"]
+__all__ = ["Storage"]
 
 log = logging.getLogger(__name__)
 
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket"})
-
-
-class ObjectMissing(PermanentError):
-    """The object does not exist in storage."""
-
-
-class ObjectTooLarge(PermanentError):
-    """The object is larger than the configured read limit."""
 
 
 def _translate(exc: Exception, what: str) -> Exception:

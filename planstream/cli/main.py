@@ -9,14 +9,22 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from planstream.domain.errors import PlanstreamError
+from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["DEV_COMMANDS", "main"]
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+DEV_COMMANDS: Final = frozenset({"stack", "up", "demo", "samples", "model-server", "bench"})
+"""The commands that run the dev tools (planstream.dev): not in the wheel or the image."""
+_NO_DEV_TOOLS: Final = (
+    "planstream {command}: a dev tool, not part of the installed package: run it from a checkout "
+    "of the repository installed with its extras, pip install -e '.[dev,local]' (make setup)"
+)
 
 
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
@@ -182,7 +190,7 @@ def _add_tools(sub: Any) -> None:
     dlq.add_argument("--operator", default=os.environ.get("USER") or "operator")
     dlq.set_defaults(handler=_dlq)
 
-    decide = sub.add_parser("decide", help="decide one case offline (shared/contracts/RULES.md)")
+    decide = sub.add_parser("decide", help="decide one case offline (docs/contracts/RULES.md)")
     decide.add_argument("case", type=Path)
     decide.set_defaults(handler=_decide)
 
@@ -252,15 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "service",
-        choices=[
-            "image_io",
-            "info_worker",
-            "comparison_worker",
-            "supervisor",
-            "decisions_sink",
-            "render_worker",
-            "sweeper",
-        ],
+        choices=WORKERS,
     )
     worker.set_defaults(handler=_worker)
 
@@ -284,8 +284,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PlanstreamError as exc:
         print(f"planstream: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if args.command not in DEV_COMMANDS or not _is_dev_tools(exc.name):
+            raise
+        print(_NO_DEV_TOOLS.format(command=args.command), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _is_dev_tools(module: str | None) -> bool:
+    """Whether ``module`` is planstream.dev or inside it (absent from a wheel install)."""
+    return module is not None and (
+        module == "planstream.dev" or module.startswith("planstream.dev.")
+    )
 
 
 if __name__ == "__main__":

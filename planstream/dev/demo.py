@@ -20,6 +20,7 @@ from planstream.dev import launcher as services
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.manifest import SampleEntry
 from planstream.dev.stack import commands as stack
+from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
 
 __all__ = ["Outcome", "judge", "run_demo"]
@@ -125,7 +126,7 @@ def run_demo(settings: Settings, *, count: int, seed: int, timeout_s: float) -> 
     log_dir = settings.work_dir / "demo" / "logs"
     started = time.monotonic()
     with services.running(settings, services.everything(), log_dir):
-        print(f"services: ingress and {len(services.WORKERS)} workers up, logs in {log_dir}")
+        print(f"services: ingress and {len(WORKERS)} workers up, logs in {log_dir}")
         outcomes = asyncio.run(_runs(settings, folder, manifest.samples, timeout_s))
     for outcome in outcomes:
         print(_line(outcome))

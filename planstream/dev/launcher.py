@@ -1,8 +1,10 @@
 """planstream's own services (the ingress and the workers) as child processes.
 
-Used by ``planstream demo`` and the integration tests: each service runs with the caller's
-settings, logs to its own file, counts as started once its log says it is ready, and is
-stopped (SIGTERM, then SIGKILL) when the block ends.
+The one child-process launcher of the dev tools: ``planstream demo``, the integration tests and
+the benchmarks run services with ``running``; the fault suite's rig starts its own (recorded in
+pid files) but builds their environment, waits for them and stops them with the same functions.
+Each service runs with the caller's settings, logs to its own file, counts as started once its log
+says it is ready, and is stopped (SIGTERM, then SIGKILL) when the block ends.
 """
 
 import asyncio
@@ -12,37 +14,38 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from planstream.adapters.kafka import ensure_topics
 from planstream.adapters.postgres.db import migrate
 from planstream.adapters.storage import Storage
+from planstream.domain.service_names import WORKERS
 from planstream.settings import ENV_PREFIX, Settings
 
 __all__ = [
-    "WORKERS",
+    "WORKERS",  # planstream.domain.service_names.WORKERS, re-exported
     "Service",
+    "child_env",
     "everything",
     "ingress",
+    "log_holds",
+    "planstream_argv",
     "prepare",
     "running",
     "serve_all",
+    "service",
+    "stop",
+    "wait_ready",
     "worker",
 ]
 
-WORKERS = (
-    "image_io",
-    "info_worker",
-    "comparison_worker",
-    "supervisor",
-    "render_worker",
-    "decisions_sink",
-    "sweeper",
-)
 _STOP_WAIT_S = 30.0
+_KILL_WAIT_S = 30.0
+_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -66,42 +69,89 @@ async def prepare(settings: Settings) -> None:
         await storage.stop()
 
 
+def planstream_argv(*args: str) -> tuple[str, ...]:
+    """The ``planstream`` command of this Python with ``args``."""
+    return (sys.executable, "-m", "planstream.cli", *args)
+
+
 def ingress() -> Service:
-    return Service("ingress", (sys.executable, "-m", "planstream.cli", "serve"), "Running on")
+    return Service("ingress", planstream_argv("serve"), "Running on")
 
 
 def worker(name: str) -> Service:
-    return Service(name, (sys.executable, "-m", "planstream.cli", "worker", name), "Ready")
+    return Service(name, planstream_argv("worker", name), "Ready")
 
 
-def _start(service: Service, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    with (log_dir / f"{service.name}.log").open("wb") as log:
-        return subprocess.Popen(
-            service.args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+def service(name: str) -> Service:
+    """The ingress, or the worker called ``name``."""
+    return ingress() if name == "ingress" else worker(name)
 
 
-def _wait_ready(
-    service: Service, process: subprocess.Popen[bytes], log_dir: Path, deadline: float
+def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a planstream process with ``settings`` (no inherited PLANSTREAM_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(settings.to_env(), PYTHONUNBUFFERED="1")
+    env.update(extra or {})
+    return env
+
+
+def log_holds(path: Path, text: str, after: str | None = None) -> bool:
+    """Whether the log at ``path`` holds ``text`` (after the last ``after``, when given)."""
+    try:
+        log = path.read_text(errors="replace")
+    except OSError:
+        return False
+    return text in (log.rsplit(after, 1)[-1] if after else log)
+
+
+def wait_ready(
+    name: str,
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    deadline: float,
+    tail: Callable[[], str],
 ) -> None:
-    log_path = log_dir / f"{service.name}.log"
-    while service.ready not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = log_path.read_text(errors="replace")[-3_000:]
-            raise RuntimeError(f"{service.name} did not start (log {log_path}):\n{tail}")
-        time.sleep(0.2)
+    """Return once ``ready()`` holds; RuntimeError with ``tail()`` (the end of the log) when the
+    process exits first or the ``time.monotonic()`` deadline passes."""
+    began = time.monotonic()
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited while starting:\n{tail()}")
+        if time.monotonic() > deadline:
+            waited = time.monotonic() - began
+            raise RuntimeError(f"{name} not ready in {waited:.0f} s:\n{tail()}")
+        time.sleep(_POLL_S)
 
 
-def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+def stop(
+    processes: Sequence[subprocess.Popen[bytes]],
+    grace_s: float = _STOP_WAIT_S,
+    sig: signal.Signals = signal.SIGTERM,
+) -> None:
+    """Send ``sig`` to each process, SIGKILL those still running ``grace_s`` later; reap all."""
     for process in processes:
-        process.terminate()
-    deadline = time.monotonic() + _STOP_WAIT_S
+        process.send_signal(sig)
+    deadline = time.monotonic() + grace_s
     for process in processes:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            try:
+                process.wait(timeout=_KILL_WAIT_S)
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def _start(service: Service, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            service.args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def _tail(log_path: Path) -> str:
+    return f"(log {log_path})\n" + log_path.read_text(errors="replace")[-3_000:]
 
 
 def everything() -> list[Service]:
@@ -130,15 +180,16 @@ def running(
 ) -> Iterator[None]:
     """Run ``services`` with ``settings`` until the block ends, all started, then all ready."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(settings.to_env(), PYTHONUNBUFFERED="1")
+    env = child_env(settings)
+    logs = [log_dir / f"{child.name}.log" for child in services]
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        for service in services:
-            processes.append(_start(service, env, log_dir))
+        for child, log in zip(services, logs, strict=True):
+            processes.append(_start(child, env, log))
         deadline = time.monotonic() + timeout_s
-        for service, process in zip(services, processes, strict=True):
-            _wait_ready(service, process, log_dir, deadline)
+        for child, process, log in zip(services, processes, logs, strict=True):
+            ready = partial(log_holds, log, child.ready)
+            wait_ready(child.name, process, ready, deadline, partial(_tail, log))
         yield
     finally:
-        _stop(processes)
+        stop(processes)

@@ -5,24 +5,14 @@ failures stand in for the document, so like SCHEMA_INVALID they stop the documen
 """
 
 from dataclasses import dataclass
-from typing import Final
 
 from planstream.domain.events import Failure
-from planstream.domain.rules import SCHEMA_INVALID, Rule
+from planstream.domain.rules import MODEL_REFUSED, MODEL_UNAVAILABLE, SCHEMA_INVALID, Rule
 from planstream.domain.spaces import SchemaViolation, SpacesDocument, load_spaces
 
+# MODEL_REFUSED and MODEL_UNAVAILABLE are the catalogue's (rules.py), re-exported until every
+# caller imports them from there.
 __all__ = ["MODEL_REFUSED", "MODEL_UNAVAILABLE", "Judgement", "judge_answer"]
-
-MODEL_UNAVAILABLE: Final = Rule(
-    "MODEL_UNAVAILABLE",
-    "high",
-    "The model did not answer within the step's call budget; retry the step later.",
-)
-MODEL_REFUSED: Final = Rule(
-    "MODEL_REFUSED",
-    "high",
-    "The model refused to analyse the image; check the upload, then retry the step.",
-)
 
 
 @dataclass(frozen=True)

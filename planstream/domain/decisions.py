@@ -7,11 +7,12 @@ the Comparison Worker ``rules.evaluate_document`` and ``rules.request_failures``
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from planstream.domain.events import Decision, Failure
 from planstream.domain.rules import (
     AUDIT_INCONSISTENT,
+    RETRY_BUDGET_EXHAUSTED,
+    TOO_MANY_FAILURES,
     Mismatch,
     Policy,
     evaluate_document,
@@ -20,8 +21,6 @@ from planstream.domain.rules import (
 from planstream.domain.spaces import ImageSize, SchemaViolation, SpacesDocument
 
 __all__ = [
-    "RETRY_BUDGET_EXHAUSTED",
-    "TOO_MANY_FAILURES",
     "Audit",
     "DecisionCase",
     "DecisionResult",
@@ -32,9 +31,6 @@ __all__ = [
     "decide",
     "decide_case",
 ]
-
-RETRY_BUDGET_EXHAUSTED: Final = "retry_budget_exhausted"
-TOO_MANY_FAILURES: Final = "too_many_failures"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ __all__ = [
     "EventRejected",
     "PermanentError",
     "PlanstreamError",
+    "RecordMissing",
     "RetryableError",
 ]
 
@@ -19,6 +20,10 @@ class RetryableError(PlanstreamError):
 
 class PermanentError(PlanstreamError):
     """Bad input or a broken invariant: repeating the call cannot help, so it is dead-lettered."""
+
+
+class RecordMissing(PermanentError):
+    """A record the work needs (a run, a step, an artifact, a job's kept event) is not there."""
 
 
 class EventRejected(PermanentError):

@@ -12,6 +12,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from planstream.domain.guards import find_smuggling
 from planstream.domain.ids import ArtifactId, EventId, IdempotencyKey, JobId, RunId
+from planstream.domain.service_names import ServiceName
+from planstream.domain.steps import LAST_STEP
 
 __all__ = [
     "EVENT_MODELS",
@@ -25,6 +27,7 @@ __all__ = [
     "ImageReady",
     "InfoExtracted",
     "InfoRequested",
+    "OutcomeBlockReason",
     "Quality",
     "RenderRequested",
     "RunBlocked",
@@ -40,26 +43,15 @@ __all__ = [
     "step_key",
 ]
 
-LAST_STEP = 6
-
 StepId = Annotated[int, Field(ge=0, le=LAST_STEP)]
 Attempt = Annotated[int, Field(ge=1, le=30, description="1-based attempt of this step")]
 Quality = Literal["1K", "2K", "4K"]
 Severity = Literal["low", "medium", "high", "critical"]
 Decision = Literal["proceed", "retry", "block"]
-ServiceName = Literal[
-    "ingress",
-    "image_io",
-    "info_worker",
-    "comparison_worker",
-    "supervisor",
-    "render_worker",
-    "operator",
-]
 RuleName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{2,47}$")]
-BlockReason = (
-    RuleName | Literal["retry_budget_exhausted", "too_many_failures", "rejected_by_reviewer"]
-)
+OutcomeBlockReason = Literal["retry_budget_exhausted", "too_many_failures", "rejected_by_reviewer"]
+"""A block reason that names no rule; ``rules.BLOCK_REASONS`` holds these, typed by this."""
+BlockReason = RuleName | OutcomeBlockReason
 MAX_LISTED_FAILURES = 24
 """Failures an event lists in full; more are counted (``failure_count``) to stay under 50 KB."""
 

@@ -1,23 +1,54 @@
 """The versioned prompts and answer schemas of the three chat calls (docs/model-protocol.md).
 
 The user's request text is data: it only ever appears as a JSON string value inside the user
-message, and the answer is checked against a strict schema before anything reads it.
+message, and the answer is checked against a strict schema before anything reads it. Messages are
+plain dicts in the shape of OpenAI's chat API, typed here so that the domain imports no client
+library; the model adapter hands them to the client as they are.
 """
 
 import json
-from typing import Any, Final
-
-from openai.types.chat import ChatCompletionMessageParam
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 __all__ = [
     "AUDIT",
     "COMPARISON",
     "EXTRACTION",
+    "ChatMessage",
+    "ImagePart",
     "Prompt",
+    "TextPart",
     "audit_messages",
     "comparison_messages",
     "extraction_messages",
 ]
+
+
+class TextPart(TypedDict):
+    """A text part of a user message."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrl(TypedDict):
+    """Where the model fetches an image (a signed GET URL) and at which detail it reads it."""
+
+    url: str
+    detail: NotRequired[Literal["auto", "low", "high"]]
+
+
+class ImagePart(TypedDict):
+    """An image part of a user message."""
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class ChatMessage(TypedDict):
+    """One chat message: the system prompt, or the user's text and image parts."""
+
+    role: Literal["system", "user"]
+    content: str | list[TextPart | ImagePart]
 
 
 class Prompt:
@@ -91,7 +122,7 @@ AUDIT = Prompt(
 )
 
 
-def extraction_messages(image_url: str) -> list[ChatCompletionMessageParam]:
+def extraction_messages(image_url: str) -> list[ChatMessage]:
     return [
         {"role": "system", "content": EXTRACTION.system},
         {
@@ -104,7 +135,7 @@ def extraction_messages(image_url: str) -> list[ChatCompletionMessageParam]:
     ]
 
 
-def comparison_messages(request_text: str, spaces: object) -> list[ChatCompletionMessageParam]:
+def comparison_messages(request_text: str, spaces: object) -> list[ChatMessage]:
     data = json.dumps({"request_text": request_text, "spaces": spaces}, ensure_ascii=False)
     return [
         {"role": "system", "content": COMPARISON.system},
@@ -114,7 +145,7 @@ def comparison_messages(request_text: str, spaces: object) -> list[ChatCompletio
 
 def audit_messages(
     image_url: str, spaces: object, rule_results: list[dict[str, Any]], request_text: str | None
-) -> list[ChatCompletionMessageParam]:
+) -> list[ChatMessage]:
     data = json.dumps(
         {"spaces": spaces, "rule_results": rule_results, "request_text": request_text},
         ensure_ascii=False,

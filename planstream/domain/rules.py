@@ -1,24 +1,29 @@
-"""The rule catalogue of shared/contracts/RULES.md: pure checks that turn inputs into failures.
+"""The one rule catalogue (every rule and block reason planstream emits) and the pure checks.
 
-The Comparison Worker runs ``evaluate_document`` and ``request_failures``; the Supervisor adds
-``decisions.audit_failures``. Each returns failures in catalogue order, so that concatenating them
-in RULES.md order (upstream, document, request, audit) gives the order ``decide`` reads.
+``CATALOGUE`` is docs/contracts/RULES.md's table, in its order: failures are listed, and ranked by
+``decide``'s contract test, in that order. The rules RULES.md leaves to the pipeline (model calls,
+a lost worker) are ``PIPELINE_RULES``, kept apart so that ``CATALOGUE`` stays RULES.md's table;
+``ALL_RULES`` is both. A block names its first critical rule or one of ``BLOCK_REASONS``, typed by
+the wire's ``OutcomeBlockReason`` (events.py), so no other spelling passes mypy. The checks return
+failures in catalogue order: upstream, document, request, then ``decisions.audit_failures``.
 """
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, assert_never
+from typing import Final, Literal, assert_never, get_args
 
-from planstream.domain.events import Failure, Severity
+from planstream.domain.events import Failure, OutcomeBlockReason, Severity
 from planstream.domain.guards import find_smuggling
 from planstream.domain.spaces import CRITICAL_GROUPS, ImageSize, SchemaViolation, SpacesDocument
 
 __all__ = [
+    "ALL_RULES",
     "AMBIGUOUS_RATIO",
     "ARTIFACT_MISSING",
     "AUDIT_INCONSISTENT",
     "BBOX_OUT_OF_BOUNDS",
+    "BLOCK_REASONS",
     "CATALOGUE",
     "DUPLICATE_SPACE_IDS",
     "HABITABLE_WITHOUT_FURNISHINGS",
@@ -27,11 +32,18 @@ __all__ = [
     "IMAGE_UNREADABLE",
     "LOW_CONFIDENCE_RATIO",
     "MISSING_CRITICAL_SPACE",
+    "MODEL_REFUSED",
+    "MODEL_UNAVAILABLE",
     "NOT_A_FLOOR_PLAN",
+    "PIPELINE_RULES",
+    "REJECTED_BY_REVIEWER",
     "REQUEST_MISMATCH",
+    "RETRY_BUDGET_EXHAUSTED",
     "RULES_VERSION",
     "SCHEMA_INVALID",
     "TOO_FEW_SPACES",
+    "TOO_MANY_FAILURES",
+    "WORKER_LOST",
     "Mismatch",
     "MismatchSeverity",
     "Policy",
@@ -173,7 +185,34 @@ CATALOGUE: Final[tuple[Rule, ...]] = (
     REQUEST_MISMATCH,
     AUDIT_INCONSISTENT,
 )
-"""Every rule in the order of RULES.md, which is also the order failures are listed in."""
+"""RULES.md's rules in its order, which is also the order failures are listed in."""
+
+MODEL_UNAVAILABLE: Final = Rule(
+    "MODEL_UNAVAILABLE",
+    "high",
+    "The model did not answer within the step's call budget; retry the step later.",
+)
+MODEL_REFUSED: Final = Rule(
+    "MODEL_REFUSED",
+    "high",
+    "The model refused to analyse the image; check the upload, then retry the step.",
+)
+WORKER_LOST: Final = Rule(
+    "WORKER_LOST",
+    "high",
+    "The step's worker stopped on every delivery; check its logs, then retry the run.",
+)
+
+PIPELINE_RULES: Final[tuple[Rule, ...]] = (MODEL_UNAVAILABLE, MODEL_REFUSED, WORKER_LOST)
+"""The rules the pipeline adds to RULES.md's; ``decide`` never computes them."""
+ALL_RULES: Final[tuple[Rule, ...]] = CATALOGUE + PIPELINE_RULES
+"""Every rule planstream can emit."""
+
+RETRY_BUDGET_EXHAUSTED: Final[OutcomeBlockReason] = "retry_budget_exhausted"
+TOO_MANY_FAILURES: Final[OutcomeBlockReason] = "too_many_failures"
+REJECTED_BY_REVIEWER: Final[OutcomeBlockReason] = "rejected_by_reviewer"
+BLOCK_REASONS: Final[tuple[OutcomeBlockReason, ...]] = get_args(OutcomeBlockReason)
+"""The block reasons that name no rule (a block otherwise carries its first critical rule)."""
 
 
 def clean_detail(text: str) -> str:

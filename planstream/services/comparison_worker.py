@@ -11,19 +11,16 @@ from typing import Any, Final
 
 import fastjsonschema
 
-from planstream.adapters.model import ChatAnswer
 from planstream.crashpoints import crashpoint
 from planstream.domain.events import (
     MAX_LISTED_FAILURES,
     ComparisonCompleted,
     Failure,
     InfoExtracted,
-    Versions,
 )
 from planstream.domain.ids import new_id
 from planstream.domain.prompts import COMPARISON, comparison_messages
 from planstream.domain.rules import (
-    RULES_VERSION,
     SCHEMA_INVALID,
     Mismatch,
     Policy,
@@ -31,15 +28,15 @@ from planstream.domain.rules import (
     request_failures,
 )
 from planstream.domain.spaces import (
-    SPACES_VERSION,
     ImageSize,
     JsonRejected,
     SchemaViolation,
     load_spaces,
     parse_json,
 )
-from planstream.services.model_budget import BudgetedCaller, CallSpec, Usage
+from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
 from planstream.services.runtime import Runtime
+from planstream.services.step_attempt import hold_step, step_versions
 from topics import COMPARISON_COMPLETED, INFO_EXTRACTED
 
 __all__ = ["SERVICE", "ComparisonWorker", "image_size"]
@@ -59,29 +56,22 @@ def image_size(metadata: dict[str, Any]) -> ImageSize | None:
     return None
 
 
-def _usage(answer: ChatAnswer) -> Usage:
-    return Usage(answer.input_tokens, answer.output_tokens, answer.finish_reason)
-
-
 class ComparisonWorker:
     """The Comparison Worker's logic for one step attempt."""
 
     def __init__(self, runtime: Runtime, policy: Policy) -> None:
         self._rt = runtime
         self._policy = policy
-        self._caller = BudgetedCaller(runtime.settings, runtime.model_calls, SERVICE)
+        self._caller = BudgetedCaller.of(runtime, SERVICE)
 
     async def handle(self, extracted: InfoExtracted) -> None:
         rt = self._rt
-        work = await rt.jobs.begin(extracted, INFO_EXTRACTED)
-        if work is None:
+        held = await hold_step(rt, extracted, INFO_EXTRACTED)
+        if held is None:
             return
-        async with work:
-            run = await rt.repo.get_run(extracted.run_id)
-            if run is None:
-                raise LookupError(f"run {extracted.run_id} vanished")
+        async with held.work as work:
             failures, schema_valid = await self._failures(
-                extracted, work.lease.job_id, run.request_text
+                extracted, work.lease.job_id, held.run.request_text
             )
             completed = ComparisonCompleted(
                 **extracted.same_step(new_id("evt"), rt.clock()),
@@ -93,12 +83,7 @@ class ComparisonWorker:
                 failures=failures[:MAX_LISTED_FAILURES],
                 failure_count=len(failures),
                 model_calls=extracted.model_calls,
-                versions=Versions(
-                    spaces_schema=SPACES_VERSION,
-                    prompt=COMPARISON.version,
-                    model=rt.settings.model_text,
-                    rules=RULES_VERSION,
-                ),
+                versions=step_versions(COMPARISON.version, rt.settings.model_text),
             )
             await rt.publisher.publish(COMPARISON_COMPLETED, completed)
             crashpoint("comparison_worker.after_emit")
@@ -150,7 +135,7 @@ class ComparisonWorker:
                 schema_name=COMPARISON.schema_name,
                 schema=COMPARISON.schema,
             ),
-            _usage,
+            chat_usage,
         )
         if answered.answer is None:
             return [answered.failure] if answered.failure else []

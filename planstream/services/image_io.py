@@ -11,8 +11,6 @@ import logging
 import traceback
 from typing import Final, Literal
 
-from planstream.adapters.imaging import ImageUnreadable, inspect_image
-from planstream.adapters.storage import ObjectMissing, ObjectTooLarge
 from planstream.crashpoints import crashpoint
 from planstream.domain.errors import PermanentError
 from planstream.domain.events import Failure, ImageReady, Quality, StepRequested
@@ -20,12 +18,14 @@ from planstream.domain.ids import new_id
 from planstream.domain.policy import BANDS, check_dimensions, quality_for_step
 from planstream.domain.records import Artifact
 from planstream.domain.rules import ARTIFACT_MISSING, IMAGE_DIMENSIONS_INVALID, IMAGE_UNREADABLE
+from planstream.ports import ImageUnreadable, ObjectMissing, ObjectTooLarge
 from planstream.services.jobs import StepWork
 from planstream.services.runtime import Runtime
+from planstream.services.step_attempt import hold_step
 from planstream.services.upstream import report_failure
 from topics import IMAGE_READY, STEP_REQUESTED
 
-__all__ = ["SERVICE", "ImageIO", "Outcome", "UnknownRun"]
+__all__ = ["SERVICE", "ImageIO", "Outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,9 @@ SERVICE: Final = "image_io"
 Outcome = Literal["ready", "failed", "skipped"]
 
 
-class UnknownRun(PermanentError):
-    """The step request names a run that does not exist."""
-
-
-class _Upstream(Exception):
-    """One input failed a check: carries the failure the Supervisor will see."""
+class _Upstream(PermanentError):
+    """One input failed a check: carries the failure the Supervisor will see (caught within
+    the step: it becomes a ``StepFailed``, never a dead letter)."""
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.detail)
@@ -53,15 +50,11 @@ class ImageIO:
 
     async def handle(self, request: StepRequested) -> Outcome:
         """Process one step request at most once per step attempt; returns what happened."""
-        rt = self._rt
-        run = await rt.repo.get_run(request.run_id)
-        if run is None:
-            raise UnknownRun(f"run {request.run_id} does not exist")
-        work = await rt.jobs.begin(request, STEP_REQUESTED)
-        if work is None:
+        held = await hold_step(self._rt, request, STEP_REQUESTED)
+        if held is None:
             return "skipped"
-        async with work:
-            return await self._inspect(request, run.quality_post_step4, work)
+        async with held.work:
+            return await self._inspect(request, held.run.quality_post_step4, held.work)
 
     async def _inspect(self, request: StepRequested, tier: Quality, work: StepWork) -> Outcome:
         """Check every input image, then hand them on or report the first failure."""
@@ -116,7 +109,7 @@ class ImageIO:
         except ObjectTooLarge as exc:
             raise _Upstream(IMAGE_UNREADABLE.failure(str(exc))) from None
         try:
-            facts = await asyncio.to_thread(inspect_image, data, rt.settings.max_image_pixels)
+            facts = await asyncio.to_thread(rt.imaging.inspect, data, rt.settings.max_image_pixels)
         except ImageUnreadable as exc:
             raise _Upstream(IMAGE_UNREADABLE.failure(str(exc))) from None
         band = BANDS[quality]

@@ -5,31 +5,23 @@ strict Spaces schema, judged (``planstream.domain.analysis``), and stored in S3 
 hash, next to the raw response. ``InfoExtracted`` carries artifact ids and a few counts only.
 """
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import Final
 
-from planstream.adapters.model import ChatAnswer
 from planstream.crashpoints import crashpoint
 from planstream.domain.analysis import judge_answer
 from planstream.domain.contracts import spaces_schema_for_model
-from planstream.domain.events import (
-    Failure,
-    ImageReady,
-    InfoExtracted,
-    InfoRequested,
-    Versions,
-)
+from planstream.domain.errors import RecordMissing
+from planstream.domain.events import Failure, ImageReady, InfoExtracted, InfoRequested, StepEvent
 from planstream.domain.ids import new_id
 from planstream.domain.prompts import EXTRACTION, extraction_messages
-from planstream.domain.records import Artifact, ArtifactKind
-from planstream.domain.rules import RULES_VERSION
-from planstream.domain.spaces import SPACES_VERSION
+from planstream.domain.records import ArtifactKind
 from planstream.services.jobs import StepWork
-from planstream.services.model_budget import BudgetedCaller, CallSpec, Usage
+from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
 from planstream.services.runtime import Runtime
+from planstream.services.step_attempt import step_versions, store_by_digest
 from topics import IMAGE_READY, INFO_EXTRACTED, INFO_REQUESTED
 
 __all__ = ["SERVICE", "InfoWorker", "store_json_artifact"]
@@ -40,27 +32,12 @@ SERVICE: Final = "info_worker"
 
 
 async def store_json_artifact(
-    rt: Runtime, run_id: str, step_id: int, kind: ArtifactKind, data: bytes
+    rt: Runtime, event: StepEvent, kind: ArtifactKind, data: bytes
 ) -> str:
-    """Store ``data`` under a content-hash key; the same bytes always give the same artifact."""
-    digest = hashlib.sha256(data).hexdigest()
-    path = f"runs/{run_id}/step-{step_id}/{kind}-{digest}.json"
-    await rt.storage.write(path, data, "application/json")
-    return await rt.repo.store_artifact(
-        Artifact(
-            artifact_id=new_id("art"),
-            run_id=run_id,
-            step_id=step_id,
-            kind=kind,
-            storage_bucket=rt.storage.bucket,
-            storage_path=path,
-            metadata={"sha256": digest, "byte_size": len(data)},
-        )
+    """Store JSON ``data`` under a content-hash key; the same bytes give the same artifact."""
+    return await store_by_digest(
+        rt, event, kind, data, name=kind, suffix=".json", content_type="application/json"
     )
-
-
-def _usage(answer: ChatAnswer) -> Usage:
-    return Usage(answer.input_tokens, answer.output_tokens, answer.finish_reason)
 
 
 @dataclass(frozen=True)
@@ -79,7 +56,7 @@ class InfoWorker:
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
-        self._caller = BudgetedCaller(runtime.settings, runtime.model_calls, SERVICE)
+        self._caller = BudgetedCaller.of(runtime, SERVICE)
         self._schema = spaces_schema_for_model()
 
     async def handle(self, request: ImageReady | InfoRequested) -> None:
@@ -93,7 +70,9 @@ class InfoWorker:
             image_id = request.artifact_ids[0]
             image = await rt.repo.artifact(image_id)
             if image is None:
-                raise LookupError(f"image artifact {image_id} vanished after Image I/O checked it")
+                raise RecordMissing(
+                    f"image artifact {image_id} vanished after Image I/O checked it"
+                )
             url = await rt.signed_urls.for_artifact(image)
             extraction = await self._extract(request, work, url)
             await self._publish(request, work, image_id, extraction)
@@ -113,15 +92,13 @@ class InfoWorker:
                 schema_name=EXTRACTION.schema_name,
                 schema=self._schema,
             ),
-            _usage,
+            chat_usage,
         )
         crashpoint("info_worker.after_model_call")
         answer = answered.answer
         if answer is None:
             return _Extraction(None, None, 0, answered.failure, answered.calls_used)
-        raw_id = await store_json_artifact(
-            rt, request.run_id, request.step_id, "model_response", answer.raw
-        )
+        raw_id = await store_json_artifact(rt, request, "model_response", answer.raw)
         judgement = judge_answer(
             answer.content,
             answer.refusal,
@@ -131,9 +108,7 @@ class InfoWorker:
         if judgement.document is None or answer.content is None:
             return _Extraction(None, raw_id, 0, judgement.failure, answered.calls_used)
         canonical = json.dumps(json.loads(answer.content), sort_keys=True).encode()
-        spaces_id = await store_json_artifact(
-            rt, request.run_id, request.step_id, "spaces_json", canonical
-        )
+        spaces_id = await store_json_artifact(rt, request, "spaces_json", canonical)
         count = len(judgement.document.spaces)
         return _Extraction(spaces_id, raw_id, count, None, answered.calls_used)
 
@@ -155,12 +130,7 @@ class InfoWorker:
             space_count=extraction.space_count,
             failure=failure,
             model_calls=max(1, extraction.calls_used),
-            versions=Versions(
-                spaces_schema=SPACES_VERSION,
-                prompt=EXTRACTION.version,
-                model=rt.settings.model_vision,
-                rules=RULES_VERSION,
-            ),
+            versions=step_versions(EXTRACTION.version, rt.settings.model_vision),
         )
         await rt.publisher.publish(INFO_EXTRACTED, extracted)
         crashpoint("info_worker.after_emit")

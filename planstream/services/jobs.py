@@ -7,10 +7,11 @@ import time
 from types import TracebackType
 from typing import Any
 
-from planstream.adapters.postgres.leases import JobLeases
+from planstream.domain.errors import PlanstreamError
 from planstream.domain.events import StepEvent
 from planstream.domain.ids import new_id
 from planstream.domain.records import Lease, NewJob
+from planstream.ports import JobLeases
 from planstream.settings import Settings
 from topics import TopicSpec
 
@@ -19,9 +20,12 @@ __all__ = ["JobHeldElsewhere", "Jobs", "StepWork"]
 log = logging.getLogger(__name__)
 
 
-class JobHeldElsewhere(Exception):
+class JobHeldElsewhere(PlanstreamError):
     """Another worker holds the job's lease: this delivery does nothing, and must not be marked
-    done (the sweeper's re-drive after that worker dies has to run)."""
+    done (the sweeper's re-drive after that worker dies has to run).
+
+    Neither retryable (retrying at once would find the lease still held) nor permanent (the
+    event is fine and must not be dead-lettered), so it sits directly under PlanstreamError."""
 
 
 class StepWork:

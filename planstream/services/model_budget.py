@@ -15,17 +15,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from planstream.adapters.model import ModelRefused, ModelUnavailable, price
-from planstream.adapters.postgres.db import OUTAGE_ERRORS
-from planstream.adapters.postgres.model_calls import ModelCall, ModelCallLog, Purpose
 from planstream.domain.analysis import MODEL_REFUSED, MODEL_UNAVAILABLE
 from planstream.domain.decisions import budget_window
 from planstream.domain.events import Failure, StepEvent
 from planstream.domain.ids import new_id
+from planstream.ports import (
+    ChatAnswer,
+    ModelCall,
+    ModelCallLog,
+    ModelRefused,
+    ModelUnavailable,
+    Purpose,
+)
 from planstream.services.retrying import RetryPolicy, backoff_delay, call_through_outages
+from planstream.services.runtime import Runtime
 from planstream.settings import Settings
 
-__all__ = ["Answered", "BudgetedCaller", "CallSpec", "Usage"]
+__all__ = ["Answered", "BudgetedCaller", "CallSpec", "Usage", "chat_usage", "price"]
 
 T = TypeVar("T")
 
@@ -37,6 +43,11 @@ class Usage:
     input_tokens: int
     output_tokens: int
     finish_reason: str | None
+
+
+def chat_usage(answer: ChatAnswer) -> Usage:
+    """What a chat answer reports about itself."""
+    return Usage(answer.input_tokens, answer.output_tokens, answer.finish_reason)
 
 
 @dataclass(frozen=True)
@@ -59,14 +70,36 @@ class Answered(Generic[T]):
     calls_used: int
 
 
-class BudgetedCaller:
-    """Runs one kind of model call for a step, retrying transient failures within the budget."""
+def price(settings: Settings, model: str, input_tokens: int, output_tokens: int) -> float:
+    """USD for one call by the configured price table (0 for a model it does not list)."""
+    per_input, per_output = settings.model_prices.get(model, (0.0, 0.0))
+    return (input_tokens * per_input + output_tokens * per_output) / 1_000_000
 
-    def __init__(self, settings: Settings, calls: ModelCallLog, service: str) -> None:
+
+class BudgetedCaller:
+    """Runs one kind of model call for a step, retrying transient failures within the budget.
+
+    ``outages`` are the exceptions that mean the call log's database is down: a record that
+    fails with one is tried again until it is written (``Runtime.outage_errors``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        calls: ModelCallLog,
+        service: str,
+        outages: tuple[type[BaseException], ...],
+    ) -> None:
         self._settings = settings
         self._calls = calls
         self._service = service
+        self._outages = outages
         self._policy = RetryPolicy(attempts=settings.max_attempts)
+
+    @classmethod
+    def of(cls, runtime: Runtime, service: str) -> "BudgetedCaller":
+        """The caller for ``service``'s model calls, on the runtime's call log and settings."""
+        return cls(runtime.settings, runtime.model_calls, service, runtime.outage_errors)
 
     async def call(
         self, spec: CallSpec, invoke: Callable[[], Awaitable[T]], usage: Callable[[T], Usage]
@@ -132,7 +165,7 @@ class BudgetedCaller:
         )
         await call_through_outages(
             lambda: self._calls.record(call),
-            OUTAGE_ERRORS,
+            self._outages,
             max_delay_s=self._settings.db_outage_retry_max_s,
             what=f"{self._service}: recording a model call",
         )

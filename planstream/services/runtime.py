@@ -1,69 +1,49 @@
-"""What every service runs with: records, storage, the model, a publisher and a clock."""
+"""What every service runs with: records, storage, the model, a publisher and a clock.
 
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+Typed against ``planstream.ports`` only; ``planstream.adapters.composition`` fills one in with
+the real adapters, a test with the fakes in ``tests/fakes``.
+"""
+
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from planstream.adapters.model import ModelClient
-from planstream.adapters.postgres.db import create_pool
-from planstream.adapters.postgres.leases import JobLeases
-from planstream.adapters.postgres.model_calls import ModelCallLog
-from planstream.adapters.postgres.repository import Repository
-from planstream.adapters.storage import Storage
-from planstream.domain.ids import new_id
-from planstream.ports import Publisher
+from planstream.ports import (
+    ArtifactStore,
+    Clock,
+    Imaging,
+    ModelCallLog,
+    ModelClient,
+    Publisher,
+    Repository,
+)
 from planstream.services.jobs import Jobs
 from planstream.services.signing import SignedUrls
 from planstream.settings import Settings
 
-__all__ = ["Runtime", "open_runtime", "utc_now"]
+__all__ = ["Runtime", "utc_now"]
 
 
 def utc_now() -> datetime:
+    """The production clock."""
     return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """One process's clients and pools, shared by its service."""
+    """One process's clients and pools, shared by its service.
+
+    ``outage_errors`` are the exceptions that mean a dependency (PostgreSQL) is down rather than
+    the work being bad: a write that fails with one is waited out, not counted as a failure.
+    """
 
     settings: Settings
     repo: Repository
-    storage: Storage
+    storage: ArtifactStore
     model: ModelClient
     model_calls: ModelCallLog
     publisher: Publisher
+    imaging: Imaging
     signed_urls: SignedUrls
     jobs: Jobs
-    clock: Callable[[], datetime] = utc_now
-
-
-async def open_runtime(
-    settings: Settings, service: str, publisher: Publisher
-) -> tuple[Runtime, Callable[[], Awaitable[None]]]:
-    """Open the pools and clients of ``service``; returns the runtime and its closer."""
-    stack = AsyncExitStack()
-    pool = await create_pool(
-        settings.dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
-    stack.push_async_callback(pool.close)
-    storage = Storage(settings)
-    await storage.start()
-    stack.push_async_callback(storage.stop)
-    model = ModelClient(settings)
-    await model.start()
-    stack.push_async_callback(model.stop)
-    repo = Repository(pool)
-    leases = JobLeases(pool)
-    runtime = Runtime(
-        settings=settings,
-        repo=repo,
-        storage=storage,
-        model=model,
-        model_calls=ModelCallLog(pool),
-        publisher=publisher,
-        signed_urls=SignedUrls(repo, storage, settings, utc_now),
-        jobs=Jobs(leases, settings, service, worker_id=f"{service}-{new_id('job')[4:16]}"),
-    )
-    return runtime, stack.aclose
+    outage_errors: tuple[type[BaseException], ...] = ()
+    clock: Clock = utc_now

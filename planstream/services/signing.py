@@ -4,12 +4,10 @@ A signed URL is a bearer credential: it is stored, handed to the model, and neve
 returned by the API or put in an event.
 """
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from planstream.adapters.postgres.repository import Repository
-from planstream.adapters.storage import Storage
 from planstream.domain.records import Artifact
+from planstream.ports import ArtifactStore, Clock, Repository
 from planstream.settings import Settings
 
 __all__ = ["SignedUrls"]
@@ -21,9 +19,9 @@ class SignedUrls:
     def __init__(
         self,
         repo: Repository,
-        storage: Storage,
+        storage: ArtifactStore,
         settings: Settings,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._repo = repo
         self._storage = storage

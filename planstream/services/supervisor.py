@@ -1,7 +1,7 @@
 """Supervisor: audit each step's outcome, decide proceed / retry / block, and drive the run on.
 
-The decision is RULES.md's (``planstream.domain.decisions``), on the comparison's failures plus the LLM
-audit's; the retry budget counts every extraction call of the step. Then: proceed → the next
+The decision is RULES.md's (``planstream.domain.decisions``), on the comparison's failures plus
+the LLM audit's; the retry budget counts every extraction call of the step. Then: proceed → the next
 step's render (or ``RunCompleted`` after step 6); retry → a new Info request; block → RunBlocked.
 """
 
@@ -12,7 +12,6 @@ from typing import Final
 
 import fastjsonschema
 
-from planstream.adapters.model import ChatAnswer
 from planstream.crashpoints import crashpoint
 from planstream.domain.decisions import (
     Audit,
@@ -22,6 +21,7 @@ from planstream.domain.decisions import (
     budget_window,
     decide,
 )
+from planstream.domain.errors import RecordMissing
 from planstream.domain.events import (
     MAX_LISTED_FAILURES,
     ComparisonCompleted,
@@ -31,18 +31,18 @@ from planstream.domain.events import (
     RunReviewed,
     StepEvent,
     StepFailed,
-    Versions,
     step_key,
 )
 from planstream.domain.ids import new_id
 from planstream.domain.prompts import AUDIT, audit_messages
 from planstream.domain.records import Run
-from planstream.domain.rules import RULES_VERSION, SCHEMA_INVALID, Policy, clean_detail
-from planstream.domain.spaces import SPACES_VERSION, JsonRejected, parse_json
+from planstream.domain.rules import SCHEMA_INVALID, Policy, clean_detail
+from planstream.domain.spaces import JsonRejected, parse_json
 from planstream.services.jobs import StepWork
-from planstream.services.model_budget import BudgetedCaller, CallSpec, Usage
+from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
 from planstream.services.run_flow import RunFlow
 from planstream.services.runtime import Runtime
+from planstream.services.step_attempt import hold_step, step_versions
 from topics import COMPARISON_COMPLETED, DECISION_MADE, STEP_FAILED, TopicSpec, by_name
 
 __all__ = ["SERVICE", "Supervisor"]
@@ -60,26 +60,22 @@ class _Audited:
     note: str | None
 
 
-def _usage(answer: ChatAnswer) -> Usage:
-    return Usage(answer.input_tokens, answer.output_tokens, answer.finish_reason)
-
-
 class Supervisor:
     """The Supervisor's logic for one step attempt."""
 
     def __init__(self, runtime: Runtime, policy: Policy) -> None:
         self._rt = runtime
         self._policy = policy
-        self._caller = BudgetedCaller(runtime.settings, runtime.model_calls, SERVICE)
+        self._caller = BudgetedCaller.of(runtime, SERVICE)
         self._flow = RunFlow(runtime)
 
     async def on_comparison(self, completed: ComparisonCompleted) -> None:
         rt = self._rt
-        work = await rt.jobs.begin(completed, COMPARISON_COMPLETED)
-        if work is None:
+        held = await hold_step(rt, completed, COMPARISON_COMPLETED)
+        if held is None:
             return
-        async with work:
-            run = await self._run(completed)
+        async with held.work as work:
+            run = held.run
             audited = await self._audit(completed, work, run)
             failures = list(completed.failures)
             if audited.failure is not None:
@@ -99,23 +95,16 @@ class Supervisor:
                 audit_note=audited.note,
                 image_artifact_id=completed.image_artifact_id,
                 spaces_artifact_id=completed.spaces_artifact_id,
-                versions=Versions(
-                    spaces_schema=SPACES_VERSION,
-                    prompt=AUDIT.version,
-                    model=rt.settings.model_vision,
-                    rules=RULES_VERSION,
-                ),
+                versions=step_versions(AUDIT.version, rt.settings.model_vision),
             )
             await self._settle(decision, run, work)
 
     async def on_step_failed(self, failed: StepFailed) -> None:
         """An upstream failure (Image I/O, render): decided like any failure, without an audit."""
-        rt = self._rt
-        work = await rt.jobs.begin(failed, STEP_FAILED)
-        if work is None:
+        held = await hold_step(self._rt, failed, STEP_FAILED)
+        if held is None:
             return
-        async with work:
-            run = await self._run(failed)
+        async with held.work as work:
             budget = self._budget(failed, 1)
             result = decide([failed.failure], budget, self._policy)
             decision = self._decision(
@@ -131,7 +120,7 @@ class Supervisor:
                 versions=None,
             )
             again = await self._again(failed) if result.decision == "retry" else None
-            await self._settle(decision, run, work, again)
+            await self._settle(decision, held.run, work, again)
 
     async def on_review(self, review: RunReviewed) -> None:
         """A reviewer's decision on a blocked run, stored and carried out like any other."""
@@ -179,17 +168,11 @@ class Supervisor:
         first, _ = budget_window(event.attempt, limit)
         return RetryBudget(max(event.attempt - first + 1, calls_in_window), limit)
 
-    async def _run(self, event: StepEvent) -> Run:
-        run = await self._rt.repo.get_run(event.run_id)
-        if run is None:
-            raise LookupError(f"run {event.run_id} vanished")
-        return run
-
     async def _again(self, failed: StepFailed) -> tuple[TopicSpec, Event]:
         """The failed service's request once more, as the step's next attempt."""
         stored = await self._rt.repo.job_event(failed.job_id) if failed.job_id else None
         if stored is None:
-            raise LookupError(f"no request is kept for the job that failed: {failed.job_id}")
+            raise RecordMissing(f"no request is kept for the job that failed: {failed.job_id}")
         spec = by_name(stored[0])
         assert spec.value_model is not None
         attempt = failed.attempt + 1
@@ -260,7 +243,7 @@ class Supervisor:
                 schema_name=AUDIT.schema_name,
                 schema=AUDIT.schema,
             ),
-            _usage,
+            chat_usage,
         )
         if answered.answer is None:
             return _Audited(None, answered.failure, None)

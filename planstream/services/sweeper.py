@@ -12,9 +12,10 @@ as ``WORKER_LOST`` and decides; for the Supervisor's own job the run is marked f
 import logging
 from typing import Any, Final, cast
 
-from planstream.adapters.postgres.leases import JobLeases
+from planstream.domain.errors import RecordMissing
 from planstream.domain.events import ServiceName, StepEvent
 from planstream.domain.rules import Rule
+from planstream.ports import JobLeases
 from planstream.services.runtime import Runtime
 from planstream.services.upstream import publish_failure
 from topics import by_name
@@ -50,7 +51,7 @@ class Sweeper:
 
     async def _handle(self, job: dict[str, Any]) -> None:
         if "topic" not in job["payload_ref"]:
-            raise LookupError(f"job {job['job_id']} keeps no event to deliver again")
+            raise RecordMissing(f"job {job['job_id']} keeps no event to deliver again")
         spec = by_name(job["payload_ref"]["topic"])
         assert spec.value_model is not None
         event = spec.value_model.model_validate(job["payload_ref"]["event"])

@@ -17,8 +17,8 @@ from planstream.dev.chaos.load import Sample
 from planstream.dev.chaos.profiles import Profile, from_environment
 from planstream.dev.chaos.report import Result, append
 from planstream.settings import Settings
+from tests.stackkit import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("correct", "not_a_floor_plan", "flawed_then_correct", "missing_room", "invalid_json")
 
 
@@ -47,11 +47,6 @@ def chaos_root(base_settings: Settings) -> Path:
     root = (ROOT / base_settings.work_dir / "chaos" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-@pytest.fixture(scope="session")
-def base_settings() -> Settings:
-    return Settings.from_env(os.environ)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,13 @@ from planstream.dev.chaos.streams import (
     group_ids,
     read_topics,
 )
+from planstream.dev.isolation import (
+    create_database,
+    database_name,
+    drop_database,
+    isolated,
+    new_tag,
+)
 from planstream.domain.events import DecisionMade, step_key
 from planstream.domain.records import Lease, NewJob
 from planstream.settings import Settings
@@ -45,25 +52,12 @@ def _id(prefix: str) -> str:
 @pytest.fixture(scope="module")
 async def scratch(base_settings: Settings) -> AsyncIterator[Settings]:
     """A database and topic namespace of this module's own."""
-    tag = uuid.uuid4().hex[:10]
-    settings = base_settings.with_overrides(
-        postgres_dsn=base_settings.dsn.rsplit("/", 1)[0] + f"/planstream_k{tag}",
-        topic_namespace=f"k{tag}.",
-        app_id_suffix=f"-k{tag}",
-    )
-    admin = await asyncpg.connect(base_settings.dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "planstream_k{tag}"')
-    finally:
-        await admin.close()
+    settings = isolated(base_settings, new_tag("k"))
+    await create_database(base_settings.dsn, database_name(settings))
     await migrate(settings.dsn)
     await ensure_topics(settings)
     yield settings
-    admin = await asyncpg.connect(base_settings.dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "planstream_k{tag}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(base_settings.dsn, database_name(settings))
 
 
 @pytest.fixture

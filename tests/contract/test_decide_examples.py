@@ -1,13 +1,15 @@
-"""`planstream decide` against shared/contracts: every example's `expected`, then RULES.md itself.
+"""`planstream decide` against the contract: every example's `expected`, then RULES.md itself.
 
 An example's `expected` holds `decision`, `block_reason` and `rules`, the sorted set of rule names
 that fired (decide-09 has six failures and four names). So the test compares decision and
 block_reason exactly and the set of rule names; `detail` and `space_id` are not in `expected` and
 are not compared. The output's shape (exact keys), the catalogue severities and the RULES.md order
-of the failures are checked on every example as well.
+of the failures are checked on every example as well. The examples and RULES.md
+(docs/contracts/RULES.md) are the project's own copies (``tests.contract.copies``).
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +19,8 @@ import pytest
 
 from planstream.cli import decide as decide_command
 from planstream.domain.rules import CATALOGUE
+from tests.contract.copies import EXAMPLES, ROOT, RULES_MD
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT.parent / "shared" / "contracts" / "examples"
 OUTPUT_KEYS = ["decision", "block_reason", "failures"]
 FAILURE_KEYS = ["rule", "severity", "space_id", "detail"]
 CATALOGUE_RANK = {rule.name: rank for rank, rule in enumerate(CATALOGUE)}
@@ -36,9 +37,18 @@ def decide(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, st
     return code, captured.out, captured.err
 
 
-def test_the_shared_examples_are_present() -> None:
-    assert EXAMPLES.is_dir(), f"shared examples missing: expected {EXAMPLES} next to the repository"
+def test_the_contract_examples_are_present() -> None:
     assert _examples(), f"no decide-*.json in {EXAMPLES}"
+
+
+def test_the_catalogue_is_the_table_of_rules_md() -> None:
+    """Names, severities and order of RULES.md's rule table ("as given": the failure's own)."""
+    row = re.compile(r"^\| `([A-Z_]+)` \| .+ \| (critical|high|medium|low|as given) \|$", re.M)
+    table = row.findall(RULES_MD.read_text("utf-8"))
+    severities = {"as given": None}
+    assert [(name, severities.get(sev, sev)) for name, sev in table] == [
+        (rule.name, rule.severity) for rule in CATALOGUE
+    ]
 
 
 @pytest.mark.parametrize("path", _examples(), ids=lambda path: path.stem)
@@ -73,11 +83,9 @@ def _assert_rules_md_order(example: dict[str, Any], failures: list[dict[str, Any
     assert all(f["severity"] == SEVERITY[f["rule"]] for f in computed if SEVERITY[f["rule"]])
 
 
-SPACES = json.loads(
-    (EXAMPLES / "decide-01-clean-two-bedroom-apartment.json").read_text("utf-8")
-    if EXAMPLES.is_dir()
-    else '{"spaces": {}}'
-)["spaces"]
+SPACES = json.loads((EXAMPLES / "decide-01-clean-two-bedroom-apartment.json").read_text("utf-8"))[
+    "spaces"
+]
 CRITICAL = {"rule": "IMAGE_UNREADABLE", "severity": "critical", "detail": "not a PNG"}
 
 
@@ -317,7 +325,7 @@ def test_upstream_details_never_carry_a_url(
 
 @pytest.mark.parametrize("name", ["decide-10-kiosk-too-few-spaces-attempt-3.json", None])
 def test_the_planstream_command(tmp_path: Path, name: str | None) -> None:
-    """The installed entry point: `python -m planstream.cli.main decide CASE.json` in a subprocess."""
+    """The command as installed: `python -m planstream.cli decide CASE.json` in a subprocess."""
     path = EXAMPLES / name if name else write_case(tmp_path, {"spaces": SPACES, "attempt": 0})
     run = subprocess.run(
         [sys.executable, "-m", "planstream.cli", "decide", str(path)],

@@ -8,7 +8,6 @@ import base64
 import io
 import json
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from aiohttp import web
 from openai.types.chat import ChatCompletion
 from PIL import Image
 
+from planstream.dev.isolation import free_port
 from planstream.dev.modelserver import server
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.manifest import Manifest, SampleEntry
@@ -44,12 +44,6 @@ from planstream.settings import Settings
 
 SPACES_SCHEMA = spaces_schema_for_model()
 TRANSPORT_FAILURES = (openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Blobs:

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,18 +10,13 @@ import openai
 import pytest
 
 from planstream.adapters.storage import Storage
+from planstream.dev.isolation import free_port
 from planstream.dev.modelserver import server
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.manifest import Manifest
 from planstream.domain.contracts import spaces_schema_for_model
 from planstream.domain.prompts import extraction_messages
 from planstream.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from planstream.dev.launcher import planstream_argv
 from planstream.settings import Settings
 from tests.images import floor_plan_png
-from tests.stackkit import planstream
 
 pytestmark = pytest.mark.usefixtures("ingress_url")
 
 
 def _cli(settings: Settings, *args: str) -> str:
     done = subprocess.run(
-        planstream(*args),
+        planstream_argv(*args),
         check=False,
         env={**os.environ, **settings.to_env()},
         capture_output=True,

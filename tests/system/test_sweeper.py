@@ -10,7 +10,7 @@ from planstream.services.jobs import Jobs
 from planstream.settings import Settings
 from tests.factories import make_step_requested
 from tests.images import floor_plan_png
-from tests.integration.test_image_io import _run_with_image
+from tests.system.test_image_io import _run_with_image
 from tests.stackkit import read_topic, wait_for
 from topics import IMAGE_READY, STEP_REQUESTED
 

@@ -1,7 +1,5 @@
 """The decision, the retry budget, the audit rule and the order of a case's failures."""
 
-from typing import Any
-
 import pytest
 
 from planstream.domain.decisions import (
@@ -15,14 +13,8 @@ from planstream.domain.decisions import (
 )
 from planstream.domain.events import Failure, Severity
 from planstream.domain.rules import Mismatch, Policy
-from planstream.domain.spaces import (
-    BBox,
-    Furnishing,
-    ImageSize,
-    SchemaViolation,
-    Space,
-    SpacesDocument,
-)
+from planstream.domain.spaces import ImageSize, SchemaViolation
+from tests.factories import make_space, make_spaces
 
 DEFAULTS = Policy()
 
@@ -31,26 +23,8 @@ def make_failure(severity: Severity, rule: str = "SOME_RULE") -> Failure:
     return Failure(rule=rule, severity=severity, detail="")
 
 
-def make_space(number: int, space_type: str, **overrides: Any) -> Space:
-    fields: dict[str, Any] = {
-        "id": f"S{number}",
-        "type": space_type,
-        "alternative_types": (),
-        "furnishings": (Furnishing("other_furniture", 1, "drawn_on_plan"),),
-        "bbox": BBox(0, 0, 10, 10),
-        "ambiguous": False,
-        "ambiguity_reason": None,
-        "confidence": 0.9,
-    }
-    return Space(**(fields | overrides))
-
-
-def make_document(*spaces: Space, document_type: str = "single_floor_plan") -> SpacesDocument:
-    return SpacesDocument(document_type, "residential", ImageSize(100, 100), spaces)
-
-
-CLEAN = make_document(make_space(1, "kitchen"), make_space(2, "bedroom"), make_space(3, "bathroom"))
-UNFURNISHED = make_document(
+CLEAN = make_spaces(make_space(1, "kitchen"), make_space(2, "bedroom"), make_space(3, "bathroom"))
+UNFURNISHED = make_spaces(
     make_space(1, "kitchen", furnishings=()),
     make_space(2, "bedroom"),
     make_space(3, "bathroom"),
@@ -229,7 +203,7 @@ def test_upstream_failures_keep_their_severity() -> None:
         # A critical upstream failure blocks even though the document is evaluated too.
         (DecisionCase(UNFURNISHED, upstream_failures=UPSTREAM), DEFAULTS, "block", "UPSTREAM"),
         (
-            DecisionCase(make_document(make_space(1, "kitchen"), document_type="site_plan")),
+            DecisionCase(make_spaces(make_space(1, "kitchen"), document_type="site_plan")),
             DEFAULTS,
             "block",
             "NOT_A_FLOOR_PLAN",

@@ -6,7 +6,8 @@ import io
 import pytest
 from PIL import Image, ImageOps
 
-from planstream.adapters.imaging import ImageUnreadable, inspect_image, upright_size
+from planstream.adapters.imaging import inspect_image, upright_size
+from planstream.ports import ImageUnreadable
 
 CAP = 48_000_000
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from planstream.adapters.model import ModelClient, ModelRefused, ModelUnavailable
+from planstream.adapters.model import ModelClient
+from planstream.ports import ModelRefused, ModelUnavailable
 from planstream.settings import Settings
 
 KEY = "sk-canary-0123456789-model"

@@ -1,12 +1,18 @@
-"""The rule catalogue, rule by rule, at its boundaries (shared/contracts/RULES.md)."""
+"""The rule catalogue, rule by rule, at its boundaries (docs/contracts/RULES.md)."""
 
-from typing import Any
+import re
+from typing import Any, get_args
 
 import pytest
 
-from planstream.domain.events import Failure
+from planstream.domain import analysis
+from planstream.domain.events import Failure, OutcomeBlockReason
 from planstream.domain.rules import (
+    ALL_RULES,
+    BLOCK_REASONS,
     CATALOGUE,
+    MODEL_REFUSED,
+    PIPELINE_RULES,
     REQUEST_MISMATCH,
     SCHEMA_INVALID,
     Mismatch,
@@ -17,51 +23,17 @@ from planstream.domain.rules import (
     request_failures,
 )
 from planstream.domain.spaces import ImageSize, SchemaViolation, SpacesDocument, load_spaces
+from tests.factories import SOFA, space_json, spaces_json
 
 DEFAULTS = Policy()
-SOFA = {"item": "sofa", "count": 1, "source": "drawn_on_plan"}
-
-
-def make_space(number: int = 1, **overrides: Any) -> dict[str, Any]:
-    """A valid, furnished, confident, unambiguous living room; override any field."""
-    space = {
-        "id": f"S{number}",
-        "label_text": None,
-        "dimensions_text": None,
-        "bbox": {"x_min": 0, "y_min": 0, "x_max": 100, "y_max": 100},
-        "furnishings": [SOFA],
-        "type": "living_room",
-        "alternative_types": [],
-        "ambiguous": False,
-        "ambiguity_reason": None,
-        "confidence": 0.9,
-        "area": {"value": None, "unit": None, "source": "none"},
-        "adjacent_space_ids": [],
-    }
-    return space | overrides
-
-
-def make_document(*spaces: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """A valid residential floor plan of 1000x800 px holding ``spaces``; override any field."""
-    document = {
-        "schema_version": "spaces-1.0",
-        "document_type": "single_floor_plan",
-        "plan_type": "residential",
-        "image": {"width_px": 1000, "height_px": 800},
-        "units": {"length_unit": "m", "area_unit": "m2"},
-        "overall_confidence": 0.9,
-        "spaces": list(spaces),
-        "extraction_notes": [],
-    }
-    return document | overrides
 
 
 def complete(*extra: dict[str, Any]) -> list[dict[str, Any]]:
     """Kitchen, bedroom and bathroom (no rule fires), then ``extra``, numbered in order."""
     kinds = [
-        make_space(type="kitchen"),
-        make_space(type="bedroom"),
-        make_space(type="bathroom", furnishings=[]),
+        space_json(type="kitchen"),
+        space_json(type="bedroom"),
+        space_json(type="bathroom", furnishings=[]),
         *extra,
     ]
     return [space | {"id": f"S{i}"} for i, space in enumerate(kinds, start=1)]
@@ -82,7 +54,7 @@ def fired(document: dict[str, Any], image: ImageSize | None = None, **policy: An
 
 
 def test_a_complete_plan_passes_every_rule() -> None:
-    assert fired(make_document(*complete()), ImageSize(1000, 800)) == []
+    assert fired(spaces_json(*complete()), ImageSize(1000, 800)) == []
 
 
 def test_the_catalogue_has_the_names_severities_and_order_of_rules_md() -> None:
@@ -106,10 +78,29 @@ def test_the_catalogue_has_the_names_severities_and_order_of_rules_md() -> None:
     assert all(rule.fix and len(rule.fix) <= 100 for rule in CATALOGUE)
 
 
+def test_the_pipeline_rules_follow_rules_md_and_every_name_is_unique() -> None:
+    assert [(rule.name, rule.severity) for rule in PIPELINE_RULES] == [
+        ("MODEL_UNAVAILABLE", "high"),
+        ("MODEL_REFUSED", "high"),
+        ("WORKER_LOST", "high"),
+    ]
+    assert ALL_RULES == CATALOGUE + PIPELINE_RULES
+    names = [rule.name for rule in ALL_RULES]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[A-Z][A-Z0-9_]{2,47}", name) for name in names)
+    assert all(rule.fix and len(rule.fix) <= 100 for rule in PIPELINE_RULES)
+
+
+def test_the_block_reasons_are_the_wire_s_and_the_catalogue_s() -> None:
+    assert get_args(OutcomeBlockReason) == BLOCK_REASONS
+    assert BLOCK_REASONS == ("retry_budget_exhausted", "too_many_failures", "rejected_by_reviewer")
+    assert analysis.MODEL_REFUSED is MODEL_REFUSED  # a re-export, not a second definition
+
+
 def test_document_rules_come_in_catalogue_order_with_their_fix() -> None:
-    document = make_document(
-        make_space(1, confidence=0.1, ambiguous=True, ambiguity_reason="other", furnishings=[]),
-        make_space(1, confidence=0.1, bbox={"x_min": 5, "y_min": 0, "x_max": 5, "y_max": 9}),
+    document = spaces_json(
+        space_json(1, confidence=0.1, ambiguous=True, ambiguity_reason="other", furnishings=[]),
+        space_json(1, confidence=0.1, bbox={"x_min": 5, "y_min": 0, "x_max": 5, "y_max": 9}),
         image={"width_px": 1000, "height_px": 800},
     )
     failures = document_failures(load(document), ImageSize(800, 1000), DEFAULTS)
@@ -142,7 +133,7 @@ def test_document_rules_come_in_catalogue_order_with_their_fix() -> None:
     ],
 )
 def test_not_a_floor_plan(document_type: str, is_floor_plan: bool) -> None:
-    rules = fired(make_document(*complete(), document_type=document_type))
+    rules = fired(spaces_json(*complete(), document_type=document_type))
     assert rules == ([] if is_floor_plan else ["NOT_A_FLOOR_PLAN"])
 
 
@@ -158,13 +149,13 @@ def test_not_a_floor_plan(document_type: str, is_floor_plan: bool) -> None:
     ],
 )
 def test_too_few_spaces_on_floor_plans_only(document_type: str, count: int, fires: bool) -> None:
-    spaces = [make_space(i) for i in range(1, count + 1)]
-    document = make_document(*spaces, document_type=document_type, plan_type="commercial")
+    spaces = [space_json(i) for i in range(1, count + 1)]
+    document = spaces_json(*spaces, document_type=document_type, plan_type="commercial")
     assert ("TOO_FEW_SPACES" in fired(document)) is fires
 
 
 def test_zero_spaces_fire_no_ratio_rule() -> None:
-    assert fired(make_document(plan_type="commercial")) == ["TOO_FEW_SPACES"]
+    assert fired(spaces_json(plan_type="commercial")) == ["TOO_FEW_SPACES"]
 
 
 @pytest.mark.parametrize(
@@ -176,7 +167,7 @@ def test_zero_spaces_fire_no_ratio_rule() -> None:
     ],
 )
 def test_duplicate_space_ids_give_one_failure(ids: list[str], detail: str | None) -> None:
-    document = make_document(*(make_space(id=i) for i in ids), plan_type="commercial")
+    document = spaces_json(*(space_json(id=i) for i in ids), plan_type="commercial")
     failures = document_failures(load(document), None, DEFAULTS)
     duplicates = [f for f in failures if f.rule == "DUPLICATE_SPACE_IDS"]
     assert [f.detail for f in duplicates] == ([] if detail is None else [detail])
@@ -194,7 +185,7 @@ def test_duplicate_space_ids_give_one_failure(ids: list[str], detail: str | None
     ],
 )
 def test_image_size_mismatch(actual: ImageSize | None, fires: bool) -> None:
-    assert fired(make_document(*complete()), actual) == (["IMAGE_SIZE_MISMATCH"] if fires else [])
+    assert fired(spaces_json(*complete()), actual) == (["IMAGE_SIZE_MISMATCH"] if fires else [])
 
 
 @pytest.mark.parametrize(
@@ -215,7 +206,7 @@ def test_bbox_out_of_bounds_against_the_document_image(
     box: tuple[int, int, int, int], fires: bool
 ) -> None:
     bbox = dict(zip(("x_min", "y_min", "x_max", "y_max"), box, strict=True))
-    document = make_document(*complete(make_space(bbox=bbox)))
+    document = spaces_json(*complete(space_json(bbox=bbox)))
     failures = document_failures(load(document), ImageSize(5000, 5000), DEFAULTS)
     boxes = [f for f in failures if f.rule == "BBOX_OUT_OF_BOUNDS"]
     assert [(f.space_id, f.severity) for f in boxes] == ([("S4", "medium")] if fires else [])
@@ -223,8 +214,8 @@ def test_bbox_out_of_bounds_against_the_document_image(
 
 def test_bbox_out_of_bounds_gives_one_failure_per_space() -> None:
     outside = {"x_min": 0, "y_min": 0, "x_max": 2000, "y_max": 10}
-    spaces = complete(make_space(bbox=outside), make_space(), make_space(bbox=outside))
-    failures = document_failures(load(make_document(*spaces)), None, DEFAULTS)
+    spaces = complete(space_json(bbox=outside), space_json(), space_json(bbox=outside))
+    failures = document_failures(load(spaces_json(*spaces)), None, DEFAULTS)
     assert [f.space_id for f in failures if f.rule == "BBOX_OUT_OF_BOUNDS"] == ["S4", "S6"]
 
 
@@ -242,8 +233,8 @@ def test_bbox_out_of_bounds_gives_one_failure_per_space() -> None:
     ],
 )
 def test_low_confidence_ratio(confidences: list[float], fires: bool) -> None:
-    spaces = [make_space(i, confidence=c) for i, c in enumerate(confidences, start=1)]
-    document = make_document(*spaces, plan_type="commercial")
+    spaces = [space_json(i, confidence=c) for i, c in enumerate(confidences, start=1)]
+    document = spaces_json(*spaces, plan_type="commercial")
     assert ("LOW_CONFIDENCE_RATIO" in fired(document)) is fires
 
 
@@ -263,10 +254,10 @@ def test_low_confidence_ratio(confidences: list[float], fires: bool) -> None:
 )
 def test_ambiguous_ratio(marks: list[tuple[bool, str | None]], fires: bool) -> None:
     spaces = [
-        make_space(i, ambiguous=ambiguous, ambiguity_reason=reason)
+        space_json(i, ambiguous=ambiguous, ambiguity_reason=reason)
         for i, (ambiguous, reason) in enumerate(marks, start=1)
     ]
-    document = make_document(*spaces, plan_type="commercial")
+    document = spaces_json(*spaces, plan_type="commercial")
     assert ("AMBIGUOUS_RATIO" in fired(document)) is fires
 
 
@@ -294,8 +285,8 @@ def test_ambiguous_ratio(marks: list[tuple[bool, str | None]], fires: bool) -> N
     ],
 )
 def test_habitable_without_furnishings(space_type: str, habitable: bool) -> None:
-    spaces = complete(make_space(type=space_type, furnishings=[]))
-    failures = document_failures(load(make_document(*spaces)), None, DEFAULTS)
+    spaces = complete(space_json(type=space_type, furnishings=[]))
+    failures = document_failures(load(spaces_json(*spaces)), None, DEFAULTS)
     unfurnished = [f.space_id for f in failures if f.rule == "HABITABLE_WITHOUT_FURNISHINGS"]
     assert unfurnished == (["S4"] if habitable else [])
 
@@ -335,9 +326,9 @@ BED = {"item": "bed_double", "count": 1, "source": "drawn_on_plan"}
 def test_missing_critical_space_one_failure_per_group(
     spaces: list[tuple[str, list[dict[str, Any]], list[str]]], missing: list[str]
 ) -> None:
-    document = make_document(
+    document = spaces_json(
         *(
-            make_space(i, type=kind, furnishings=items or [SOFA], alternative_types=alternatives)
+            space_json(i, type=kind, furnishings=items or [SOFA], alternative_types=alternatives)
             for i, (kind, items, alternatives) in enumerate(spaces, start=1)
         )
     )
@@ -363,16 +354,16 @@ def test_missing_critical_space_one_failure_per_group(
 def test_critical_spaces_are_checked_on_residential_floor_plans_only(
     document_type: str, plan_type: str, checked: bool
 ) -> None:
-    spaces = [make_space(1, type="hallway_corridor"), make_space(2, type="storage_pantry")]
-    document = make_document(*spaces, document_type=document_type, plan_type=plan_type)
+    spaces = [space_json(1, type="hallway_corridor"), space_json(2, type="storage_pantry")]
+    document = spaces_json(*spaces, document_type=document_type, plan_type=plan_type)
     assert fired(document).count("MISSING_CRITICAL_SPACE") == (3 if checked else 0)
 
 
 def test_a_document_that_is_not_a_floor_plan_still_gets_the_per_space_rules() -> None:
     outside = {"x_min": 0, "y_min": 0, "x_max": 1001, "y_max": 10}
-    document = make_document(
-        make_space(1, furnishings=[], bbox=outside),
-        make_space(1, confidence=0.1, ambiguous=True),
+    document = spaces_json(
+        space_json(1, furnishings=[], bbox=outside),
+        space_json(1, confidence=0.1, ambiguous=True),
         document_type="interior_render_or_photo",
     )
     assert fired(document, ImageSize(10, 10)) == [
@@ -396,8 +387,8 @@ def test_a_document_that_is_not_a_floor_plan_still_gets_the_per_space_rules() ->
     ],
 )
 def test_thresholds_come_from_the_policy(policy: dict[str, Any], expected: list[str]) -> None:
-    spaces = complete(make_space(confidence=0.4, ambiguous=True))  # 1/4 low, 1/4 ambiguous
-    assert fired(make_document(*spaces), **policy) == expected
+    spaces = complete(space_json(confidence=0.4, ambiguous=True))  # 1/4 low, 1/4 ambiguous
+    assert fired(spaces_json(*spaces), **policy) == expected
 
 
 @pytest.mark.parametrize(
@@ -413,7 +404,7 @@ def test_a_schema_violation_is_one_high_failure(reason: str) -> None:
 
 
 def test_a_valid_document_gets_the_document_rules() -> None:
-    loaded = load(make_document(make_space(), plan_type="commercial"))
+    loaded = load(spaces_json(space_json(), plan_type="commercial"))
     assert rules_of(evaluate_document(loaded, None, DEFAULTS)) == ["TOO_FEW_SPACES"]
 
 

@@ -20,32 +20,22 @@ from planstream.domain.spaces import (
     load_spaces,
     parse_json,
 )
+from tests.factories import make_space, space_json, spaces_json
 
-DOCUMENT: dict[str, Any] = {
-    "schema_version": "spaces-1.0",
-    "document_type": "single_floor_plan",
-    "plan_type": "residential",
-    "image": {"width_px": 1000, "height_px": 800},
-    "units": {"length_unit": "m", "area_unit": "m2"},
-    "overall_confidence": 0.9,
-    "spaces": [
-        {
-            "id": "S1",
-            "label_text": "Wohnen/Schlafen",
-            "dimensions_text": "5,80 x 4,10",
-            "bbox": {"x_min": 10, "y_min": 20, "x_max": 300.0, "y_max": 400},
-            "furnishings": [{"item": "sofa", "count": 2, "source": "drawn_on_plan"}],
-            "type": "studio_living_sleeping",
-            "alternative_types": ["kitchen_dining_living"],
-            "ambiguous": True,
-            "ambiguity_reason": "open_plan_boundary",
-            "confidence": 1,
-            "area": {"value": 23.78, "unit": "m2", "source": "printed_area"},
-            "adjacent_space_ids": [],
-        }
-    ],
-    "extraction_notes": [],
-}
+DOCUMENT: dict[str, Any] = spaces_json(
+    space_json(
+        label_text="Wohnen/Schlafen",
+        dimensions_text="5,80 x 4,10",
+        bbox={"x_min": 10, "y_min": 20, "x_max": 300.0, "y_max": 400},
+        furnishings=[{"item": "sofa", "count": 2, "source": "drawn_on_plan"}],
+        type="studio_living_sleeping",
+        alternative_types=["kitchen_dining_living"],
+        ambiguous=True,
+        ambiguity_reason="open_plan_boundary",
+        confidence=1,
+        area={"value": 23.78, "unit": "m2", "source": "printed_area"},
+    )
+)
 TEXT = json.dumps(DOCUMENT)
 
 
@@ -191,16 +181,8 @@ def test_bbox_fits(box: BBox, fits: bool) -> None:
 
 
 def _space(space_type: str, *items: str, alternatives: tuple[str, ...] = ()) -> Space:
-    return Space(
-        id="S1",
-        type=space_type,
-        alternative_types=alternatives,
-        furnishings=tuple(Furnishing(item, 1, "inferred_from_room_type") for item in items),
-        bbox=BBox(0, 0, 1, 1),
-        ambiguous=False,
-        ambiguity_reason=None,
-        confidence=1.0,
-    )
+    furnishings = tuple(Furnishing(item, 1, "inferred_from_room_type") for item in items)
+    return make_space(1, space_type, alternative_types=alternatives, furnishings=furnishings)
 
 
 @pytest.mark.parametrize(

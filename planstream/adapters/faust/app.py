@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 import faust
 from faust.types import EventT, TransportT
 
+from planstream.adapters.composition import open_runtime
 from planstream.adapters.faust.consumer import FlowSafeTransport
 from planstream.adapters.kafka import DeadLetteringTopic, DeadLetters, EventCodec
 from planstream.adapters.postgres.db import OUTAGE_ERRORS
@@ -17,7 +18,7 @@ from planstream.domain.errors import PermanentError, RetryableError
 from planstream.domain.events import Event, StepEvent
 from planstream.services.jobs import JobHeldElsewhere
 from planstream.services.retrying import RetryPolicy, call_through_outages, call_with_retries
-from planstream.services.runtime import Runtime, open_runtime
+from planstream.services.runtime import Runtime
 from planstream.services.workpool import WorkPool
 from planstream.settings import Settings
 from topics import TopicSpec, by_name
@@ -58,7 +59,8 @@ class PlanstreamApp(faust.App):
             return self._runtime
 
     def _new_transport(self) -> TransportT:
-        # The consumer that never counts a message read unless a stream took it (planstream/adapters/faust/consumer).
+        # The consumer that never counts a message read unless a stream took it
+        # (planstream/adapters/faust/consumer.py).
         return FlowSafeTransport(self.conf.broker_consumer, self)
 
     def on_close(self, closer: Closer) -> None:
@@ -110,7 +112,7 @@ class PlanstreamApp(faust.App):
         except JobHeldElsewhere as held:
             log.info("%s", held)  # not done here: no mark, so a later re-drive still runs
             return
-        except (PermanentError, RetryableError, LookupError) as exc:
+        except (PermanentError, RetryableError) as exc:  # RecordMissing is a PermanentError
             await self.dead_letters.send(event.message, exc)
             return
         except Exception as exc:  # a bug: keep the event for a redrive after the fix

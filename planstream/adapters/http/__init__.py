@@ -1,0 +1,1 @@
+"""HTTP at the edge: the ingress (aiohttp), its request and response bodies, and its client."""

@@ -27,8 +27,8 @@ from planstream.domain.events import RunReviewed, StepRequested, step_key
 from planstream.domain.guards import find_smuggling
 from planstream.domain.ids import IDEMPOTENCY_KEY_PATTERN, is_id, is_idempotency_key, new_id
 from planstream.domain.records import Job, Run, Upload
+from planstream.domain.service_names import IMAGE_IO
 from planstream.domain.wire import describe_validation_error
-from planstream.services.image_io import SERVICE as IMAGE_IO
 from planstream.settings import Settings
 from topics import RUN_REVIEWED, STEP_REQUESTED
 

@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,6 +24,7 @@ from planstream.adapters.postgres.db import create_pool
 from planstream.adapters.postgres.decision_log import DecisionLog
 from planstream.crashpoints import crashpoint
 from planstream.domain.events import DecisionMade
+from planstream.domain.service_names import DECISIONS_SINK
 from planstream.services.retrying import call_through_outages
 from planstream.settings import Settings
 from topics import DECISION_MADE
@@ -38,7 +40,7 @@ __all__ = [
     "run",
 ]
 
-SERVICE = "decisions_sink"
+SERVICE: Final = DECISIONS_SINK
 # What a write waits out instead of failing: the sink never drops a batch it was given.
 OUTAGES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
@@ -48,7 +50,12 @@ AfterWrite = Callable[[Sequence[DecisionMade]], None]
 
 
 class Stopped(Exception):
-    """Told to stop while waiting out an outage: the batch is left uncommitted, to be re-read."""
+    """Told to stop while waiting out an outage: the batch is left uncommitted, to be re-read.
+
+    A control-flow signal inside the sink (raised by the pause between two writes, caught by the
+    loop), not an error: so it is no PlanstreamError, and no handler of planstream's errors
+    catches it.
+    """
 
 
 def _crash_here(_: Sequence[DecisionMade]) -> None:

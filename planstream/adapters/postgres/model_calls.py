@@ -1,33 +1,12 @@
 """The record of every model call: what it cost, how long it took, how it ended (asyncpg)."""
 
-from dataclasses import dataclass
-from typing import Literal, cast
+from typing import cast
 
 import asyncpg
 
-__all__ = ["ModelCall", "ModelCallLog", "Purpose"]
+from planstream.ports import ModelCall, Purpose
 
-Purpose = Literal["extract", "compare", "audit", "render"]
-
-
-@dataclass(frozen=True)
-class ModelCall:
-    call_id: str
-    run_id: str
-    step_id: int
-    attempt: int
-    job_id: str | None
-    service: str
-    purpose: Purpose
-    model: str
-    prompt_version: str
-    outcome: str  # started (not yet answered) | answered | timeout | throttled | failed | refused
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    latency_ms: int
-    finish_reason: str | None
-    error: str | None
+__all__ = ["ModelCallLog"]
 
 
 class ModelCallLog:

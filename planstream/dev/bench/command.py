@@ -7,6 +7,7 @@ from pathlib import Path
 from planstream.dev.bench.profile import PROFILES
 from planstream.dev.bench.report import render_table, write_reports
 from planstream.dev.bench.runner import FIGURES, run_bench
+from planstream.dev.reporting import choose
 from planstream.dev.stack import commands as stack
 from planstream.domain.errors import ConfigurationError
 from planstream.settings import Settings
@@ -26,7 +27,7 @@ def _figures(only: str | None) -> Sequence[str]:
 
 def run_command(settings: Settings, *, profile: str, out: Path, only: str | None) -> int:
     """0 when every figure was measured and verified (targets may still be missed)."""
-    chosen = PROFILES[profile]
+    chosen = choose(PROFILES, profile)
     figures = _figures(only)
     if stack.up(settings) != 0:
         return 2

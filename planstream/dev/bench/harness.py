@@ -9,12 +9,10 @@ per step attempt on the topic and in ``pipeline_decisions``, nothing dead-letter
 import asyncio
 import json
 import random
-import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal
 
@@ -23,8 +21,10 @@ import asyncpg
 from planstream.adapters.postgres.db import create_pool
 from planstream.adapters.storage import Storage
 from planstream.dev.bench import children, cpu, kafka_io, model_server, seeding
+from planstream.dev.bench.rows import image_ready, step_request
 from planstream.dev.bench.stats import BenchmarkFailed, verify_exactly_once
 from planstream.dev.bench.workspace import Workspace
+from planstream.dev.isolation import free_port
 from planstream.dev.samples.generator import generate
 from planstream.domain.events import ImageReady, step_key
 from planstream.domain.ids import new_id
@@ -32,32 +32,15 @@ from planstream.domain.wire import encode_event
 from planstream.settings import Settings
 from topics import DEAD_LETTER, DECISION_MADE, IMAGE_READY, STEP_REQUESTED
 
-__all__ = ["Pipeline", "cpu_labels", "cpu_now", "free_port"]
+__all__ = ["Pipeline", "cpu_labels", "cpu_now"]
 
 SampleKind = Literal["correct", "hang"]
 _ASSIGNED = "Executing _on_partitions_assigned"
 _RECOVERED = "[^---Recovery]: Worker ready"
 
 
-def free_port() -> int:
-    """A loopback port free now (the kernel's pick, as the integration tests do)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _ready(run: seeding.SeededRun) -> ImageReady:
-    return ImageReady(
-        event_id=new_id("evt"),
-        run_id=run.run_id,
-        occurred_at=datetime.now(UTC),
-        step_id=0,
-        attempt=1,
-        idempotency_key=step_key(run.run_id, 0, 1),
-        job_id=new_id("job"),
-        artifact_ids=[run.artifact_id],
-        quality="2K",
-    )
+    return image_ready(step_request(run.run_id, run.artifact_id), new_id("job"))
 
 
 class Pipeline:

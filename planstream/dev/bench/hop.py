@@ -1,12 +1,12 @@
 """Figure 1, hop cost: one planstream agent hop against one raw aiokafka consume-produce hop.
 
-Each variant runs as a child process on its own pair of topics with planstream's partition
-count: planstream's hop (``planstream.dev.bench.hop_app``: decode, validate, produce, acknowledgement awaited),
-the raw hop waiting for each acknowledgement the same way (the paired baseline), and the raw
-hop sending a whole fetched batch before waiting (an upper bound). The same ``StepRequested``
-bytes go in; an ``ImageReady`` of the same shape comes out. Throughput is N messages sent at
-once over the time until the last output arrived; CPU is the child's CPU time over that window;
-latency is input sent to output seen, at a steady rate well below saturation.
+Each variant runs as a child process on its own pair of topics with planstream's partition count:
+planstream's hop (``planstream.dev.bench.hop_app``: decode, validate, produce, acknowledgement
+awaited), the raw hop waiting for each acknowledgement the same way (the paired baseline), and the
+raw hop sending a whole fetched batch before waiting (an upper bound). The same ``StepRequested``
+bytes go in; an ``ImageReady`` of the same shape comes out. Throughput is N messages sent at once
+over the time until the last output arrived; CPU is the child's CPU time over that window; latency
+is input sent to output seen, at a steady rate well below saturation.
 """
 
 import statistics

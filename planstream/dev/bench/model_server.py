@@ -1,9 +1,10 @@
 """The scripted model server with a delay the benchmark sets while it runs (a child process).
 
-``python -m planstream.dev.bench.model_server`` serves ``planstream.dev.modelserver.server.create_app``
-on ``model_server_host:model_server_port`` from the ``PLANSTREAM_*`` settings, plus one route,
-``POST /bench/delay {"delay_s": 1.0}``: the delay added before every chat answer, as
-``model_delay_s`` adds it, but changeable without restarting the services that call it.
+``python -m planstream.dev.bench.model_server`` serves
+``planstream.dev.modelserver.server.create_app`` on ``model_server_host:model_server_port`` from the
+``PLANSTREAM_*`` settings, plus one route, ``POST /bench/delay {"delay_s": 1.0}``: the delay added
+before every chat answer, as ``model_delay_s`` adds it, but changeable without restarting the
+services that call it.
 """
 
 import asyncio

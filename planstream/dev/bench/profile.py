@@ -2,14 +2,15 @@
 
 from dataclasses import dataclass
 
+from planstream.dev import reporting
+
 __all__ = ["FULL", "PROFILES", "QUICK", "TINY", "Profile"]
 
 
 @dataclass(frozen=True)
-class Profile:
+class Profile(reporting.Profile):
     """Sizes and repeats of every figure."""
 
-    name: str
     repeats: int
     hop_messages: int
     hop_latency_messages: int
@@ -80,4 +81,4 @@ TINY = Profile(
     dedup_keys=50,
     timeout_s=120.0,
 )
-PROFILES = {profile.name: profile for profile in (FULL, QUICK, TINY)}
+PROFILES = reporting.by_name(FULL, QUICK, TINY)

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from planstream.dev.bench.stats import Figure, Pair, Series
+from planstream.dev.reporting import markdown_table, write_report
 
 __all__ = [
     "Report",
     "progress",
-    "render_json",
     "render_markdown",
     "render_table",
     "write_reports",
@@ -107,12 +107,6 @@ def _target_rows(report: Report) -> list[list[str]]:
     return rows
 
 
-def _markdown_table(head: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return lines
-
-
 def render_markdown(report: Report) -> str:
     """The report as Markdown: targets, the paired figures, notes, machine and settings."""
     m = report.machine
@@ -127,13 +121,13 @@ def render_markdown(report: Report) -> str:
         "",
         "## Targets",
         "",
-        *_markdown_table(["#", "target", "ratio", "verdict"], _target_rows(report)),
+        *markdown_table(["#", "target", "ratio", "verdict"], _target_rows(report)),
         "",
         "## Figures",
         "",
     ]
     rows = [row for i, f in enumerate(report.figures, 1) for row in _rows(f, i)]
-    lines += _markdown_table(_HEAD, rows)
+    lines += markdown_table(_HEAD, rows)
     lines += ["", "## Notes", ""]
     for index, figure in enumerate(report.figures, start=1):
         lines.append(f"### {index}. {figure.title} ({figure.repeats} repeats)")
@@ -158,17 +152,9 @@ def render_table(report: Report) -> str:
     return "\n".join(text)
 
 
-def render_json(report: Report) -> str:
-    return json.dumps(report.as_dict(), indent=2, default=str) + "\n"
-
-
 def write_reports(report: Report, folder: Path) -> tuple[Path, Path]:
     """Write ``benchmarks.md`` and ``benchmarks.json`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    markdown, data = folder / "benchmarks.md", folder / "benchmarks.json"
-    markdown.write_text(render_markdown(report), encoding="utf-8")
-    data.write_text(render_json(report), encoding="utf-8")
-    return markdown, data
+    return write_report(folder / "benchmarks.md", render_markdown(report), report.as_dict())
 
 
 def pair_line(pair: Pair) -> str:

@@ -19,7 +19,6 @@ from planstream.dev.bench.dedup import run_dedup
 from planstream.dev.bench.harness import Pipeline
 from planstream.dev.bench.head_of_line import run_head_of_line
 from planstream.dev.bench.hop import run_hop
-from planstream.dev.bench.machine import load_average, machine_facts
 from planstream.dev.bench.pipeline import run_pipeline
 from planstream.dev.bench.profile import Profile
 from planstream.dev.bench.report import Report, progress
@@ -27,6 +26,7 @@ from planstream.dev.bench.sink import run_sink
 from planstream.dev.bench.slow_model import run_slow_model
 from planstream.dev.bench.stats import Figure
 from planstream.dev.bench.workspace import Workspace, open_workspace
+from planstream.dev.reporting import load_average, machine_facts
 from planstream.settings import Settings
 
 __all__ = ["FIGURES", "TUNABLES", "run_bench"]

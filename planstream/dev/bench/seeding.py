@@ -19,8 +19,8 @@ from planstream.adapters.storage import Storage
 from planstream.dev.bench import rows
 from planstream.domain.events import step_key
 from planstream.domain.ids import new_id
+from planstream.domain.service_names import IMAGE_IO
 from planstream.domain.wire import encode_event
-from planstream.services.image_io import SERVICE as IMAGE_IO
 from planstream.settings import Settings
 
 __all__ = ["SeededRun", "partition_of", "run_ids", "seed_runs"]

@@ -6,6 +6,8 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from planstream.domain.errors import PlanstreamError
+
 __all__ = [
     "BenchmarkFailed",
     "Better",
@@ -21,7 +23,7 @@ Better = Literal["higher", "lower"]
 K = TypeVar("K", bound=Hashable)
 
 
-class BenchmarkFailed(Exception):
+class BenchmarkFailed(PlanstreamError):
     """A benchmark's own output check failed (a lost or duplicated message): no number."""
 
 

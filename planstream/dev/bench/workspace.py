@@ -1,24 +1,29 @@
 """An isolated place for one benchmark run: its database, bucket, topic namespaces and files.
 
-Like the integration tests, every run gets a tag; the database ``planstream_<tag>``, the bucket
-``planstream-<tag>``, topics under ``<tag>-<name>.`` and Faust app ids ending ``-<tag>-<name>``
-are its own, and ``close`` drops them all.
+Like the integration tests, every run gets a tag (``planstream.dev.isolation``); the database
+``planstream_<tag>``, the bucket ``planstream-<tag>``, topics under ``<tag>-<name>.`` and Faust app
+ids ending ``-<tag>-<name>`` are its own, and ``close`` drops them all.
 """
 
 import asyncio
 import logging
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import aioboto3
-import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from planstream.adapters.kafka import ensure_topics
 from planstream.adapters.postgres.db import migrate
 from planstream.adapters.storage import Storage
+from planstream.dev.isolation import (
+    create_database,
+    database_name,
+    drop_database,
+    isolated,
+    new_tag,
+)
 from planstream.settings import Settings
 
 __all__ = ["Workspace", "open_workspace"]
@@ -33,15 +38,8 @@ class Workspace:
         self.tag = tag
         self.folder = folder
         self.base = base
-        database = f"planstream_{tag}"
-        self.settings = base.with_overrides(
-            topic_namespace=f"{tag}.",
-            app_id_suffix=f"-{tag}",
-            s3_bucket=f"planstream-{tag}",
-            postgres_dsn=base.dsn.rsplit("/", 1)[0] + f"/{database}",
-            model_samples_dir=folder / "samples",
-        )
-        self.database = database
+        self.settings = isolated(base, tag, model_samples_dir=folder / "samples")
+        self.database = database_name(self.settings)
         self.logs = folder / "logs"
 
     def namespaced(self, name: str, **overrides: Any) -> Settings:
@@ -55,11 +53,7 @@ class Workspace:
         await ensure_topics(settings)
 
     async def _create(self) -> None:
-        admin = await asyncpg.connect(self.base.dsn, timeout=10)
-        try:
-            await admin.execute(f'CREATE DATABASE "{self.database}"')
-        finally:
-            await admin.close()
+        await create_database(self.base.dsn, self.database, timeout_s=10)
         await migrate(self.settings.dsn)
         storage = Storage(self.settings)
         await storage.start()
@@ -81,11 +75,7 @@ class Workspace:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     async def _drop_database(self) -> None:
-        admin = await asyncpg.connect(self.base.dsn, timeout=10)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(self.base.dsn, self.database, timeout_s=10)
 
     async def _drop_bucket(self) -> None:
         s = self.settings
@@ -118,7 +108,7 @@ class Workspace:
 
 async def open_workspace(base: Settings, root: Path) -> Workspace:
     """A new tagged workspace under ``root`` with its database migrated and bucket created."""
-    tag = f"b{uuid.uuid4().hex[:10]}"
+    tag = new_tag("b")
     folder = (root / tag).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     workspace = Workspace(base, tag, folder)

@@ -8,21 +8,28 @@ harness may kill. Every secret the processes get is a canary (see ``planstream.d
 import asyncio
 import logging
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 
-from planstream.dev.chaos.infra import PrivateInfra, free_port, private_settings
+from planstream.dev.chaos.infra import PrivateInfra, private_settings
 from planstream.dev.chaos.load import Ledger, Load, Sample
 from planstream.dev.chaos.modelfaults import ModelFaults
 from planstream.dev.chaos.profiles import Profile
 from planstream.dev.chaos.proxy import FaultProxy
-from planstream.dev.chaos.rig import Proc, Rig, http_ready, log_says, planstream_argv, service_env
+from planstream.dev.chaos.rig import Proc, Rig, http_ready, log_says
 from planstream.dev.chaos.secrets import Canaries
-from planstream.dev.launcher import WORKERS, prepare
+from planstream.dev.isolation import (
+    create_database,
+    database_name,
+    drop_database,
+    free_port,
+    isolated,
+    new_tag,
+)
+from planstream.dev.launcher import WORKERS, child_env, planstream_argv, prepare, service
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.scenarios import Scenario
 from planstream.settings import Settings
@@ -59,7 +66,7 @@ class Harness:
         self.root = root
         self.private = private
         self.seed = seed
-        self.tag = uuid.uuid4().hex[:10]
+        self.tag = new_tag("c")
         self.canaries = Canaries.new()
         self.rig = Rig(root)
         self.infra: PrivateInfra | None = None
@@ -72,16 +79,14 @@ class Harness:
         self._admin_dsn = base.dsn
 
     # -- set-up ----------------------------------------------------------------------------------
-    def _settings(self, database_dsn: str | None, **more: object) -> Settings:
+    def _settings(self, **more: object) -> Settings:
         p = self.profile
-        return self.settings.with_overrides(
-            topic_namespace=f"c{self.tag}.",
-            app_id_suffix=f"-c{self.tag}",
-            s3_bucket=f"planstream-c{self.tag}",
+        return isolated(
+            self.settings,
+            self.tag,
             s3_access_key_id=f"chaos-{self.tag}",
             s3_secret_access_key=self.canaries.s3_secret_access_key,
             model_api_key=self.canaries.model_api_key,
-            postgres_dsn=database_dsn,
             ingress_port=free_port(),
             model_server_port=free_port(),
             model_samples_dir=self.samples[0].path.parent if self.samples else self.root,
@@ -103,18 +108,14 @@ class Harness:
             self.infra = PrivateInfra(self.rig, self.settings)
             await asyncio.gather(self.infra.start("kafka"), self.infra.start("postgres"))
             self._admin_dsn = self.settings.dsn
-            database_dsn = None
-        else:
-            database_dsn = self.base.dsn.rsplit("/", 1)[0] + f"/planstream_c{self.tag}"
         s3 = urlsplit(self.base.s3_endpoint or "http://127.0.0.1:15000")
         self.s3 = FaultProxy(s3.hostname or "127.0.0.1", s3.port or 80, "s3", seed=self.seed)
         s3_port = self.s3.start()
-        self.settings = self._settings(
-            database_dsn,
-            s3_endpoint=f"http://127.0.0.1:{s3_port}",
-        )
-        if database_dsn is not None:
-            await self._create_database()
+        # A private PostgreSQL has its own database already; on the shared one, make ours.
+        own_database = {"postgres_dsn": None} if self.private else {}
+        self.settings = self._settings(s3_endpoint=f"http://127.0.0.1:{s3_port}", **own_database)
+        if not self.private:
+            await create_database(self._admin_dsn, database_name(self.settings), timeout_s=30)
         await prepare(self.settings)
         self._start_model_server()
         self.model = ModelFaults(f"http://127.0.0.1:{self.settings.model_server_port}/v1")
@@ -130,15 +131,8 @@ class Harness:
             self.rig.wait_ready(self.rig.procs[name], self._ready(name), _READY_TIMEOUT_S)
         self.workers = list(WORKERS)
 
-    async def _create_database(self) -> None:
-        admin = await asyncpg.connect(self._admin_dsn, timeout=30)
-        try:
-            await admin.execute(f'CREATE DATABASE "{self.settings.dsn.rsplit("/", 1)[1]}"')
-        finally:
-            await admin.close()
-
     def _start_model_server(self) -> None:
-        env = service_env(self.settings)
+        env = child_env(self.settings)
         self.rig.start(
             "model-server",
             planstream_argv("model-server"),
@@ -149,24 +143,19 @@ class Harness:
 
     @staticmethod
     def _ready(name: str) -> Callable[[Proc], bool]:
-        return log_says("Running on" if name == "ingress" else "Ready")
-
-    def _argv(self, service: str) -> tuple[str, ...]:
-        if service == "ingress":
-            return planstream_argv("serve")
-        return planstream_argv("worker", service)
+        return log_says(service(name.split("-")[0]).ready)
 
     def env(
         self, settings: Settings | None = None, extra: Mapping[str, str] | None = None
     ) -> dict[str, str]:
-        return service_env(
+        return child_env(
             settings or self.settings, {"PLANSTREAM_LOG_LEVEL": "INFO", **(extra or {})}
         )
 
     def _spawn(
-        self, name: str, service: str | None = None, env: Mapping[str, str] | None = None
+        self, name: str, kind: str | None = None, env: Mapping[str, str] | None = None
     ) -> Proc:
-        return self.rig.start(name, self._argv(service or name), env or self.env())
+        return self.rig.start(name, service(kind or name).args, env or self.env())
 
     # -- worker control -------------------------------------------------------------------------
     def start_worker(
@@ -239,9 +228,4 @@ class Harness:
             if injector is not None:
                 injector.close()
         if drop and not self.private and os.environ.get("PLANSTREAM_CHAOS_KEEP") != "1":
-            admin = await asyncpg.connect(self._admin_dsn, timeout=30)
-            try:
-                name = self.settings.dsn.rsplit("/", 1)[1]
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
+            await drop_database(self._admin_dsn, database_name(self.settings), timeout_s=30)

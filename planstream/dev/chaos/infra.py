@@ -1,33 +1,28 @@
 """A private Kafka broker and PostgreSQL server for the faults that kill them (T05, T08).
 
-They are built with the local stack's own code (``planstream.dev.stack``: prepare, launch, readiness,
-provisioning) on a separate work dir and free ports, and started and signalled by the rig, so
-the shared stack other engineers use is never touched.
+They are built with the local stack's own code (``planstream.dev.stack``: prepare, launch,
+readiness, provisioning) on a separate work dir and free ports, and started and signalled by the
+rig, so the shared stack other engineers use is never touched.
 """
 
 import asyncio
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Literal
 
-from planstream.dev.chaos.rig import Proc, Rig, service_env
+from planstream.dev.chaos.rig import Proc, Rig
+from planstream.dev.isolation import free_port
+from planstream.dev.launcher import child_env
 from planstream.dev.stack.kafka import Kafka
 from planstream.dev.stack.postgres import Postgres
 from planstream.dev.stack.processes import ServiceFiles
 from planstream.dev.stack.service import Service, ServiceDown
 from planstream.settings import Settings
 
-__all__ = ["PrivateInfra", "free_port"]
+__all__ = ["PrivateInfra", "private_settings"]
 
 Kind = Literal["kafka", "postgres"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def private_settings(base: Settings, root: Path, postgres_password: str) -> Settings:
@@ -69,7 +64,7 @@ class PrivateInfra:
         launch = service.launch()
         began = time.monotonic()
         name = self.name(kind)
-        env = service_env(self.settings)
+        env = child_env(self.settings)
         if name in self.rig.procs:
             await asyncio.to_thread(self.rig.restart, name, env)
         else:

@@ -19,11 +19,15 @@ import aiohttp
 
 from planstream.adapters.http.client import IngressError, PlanstreamClient
 from planstream.dev.samples.manifest import SampleEntry
-from planstream.domain.errors import RetryableError
+from planstream.domain.errors import PlanstreamError, RetryableError
 
-__all__ = ["Ledger", "LedgerEntry", "Load", "Sample"]
+__all__ = ["Ledger", "LedgerEntry", "Load", "Sample", "SampleMissing"]
 
 Status = Literal["acked", "indeterminate", "refused"]
+
+
+class SampleMissing(PlanstreamError):
+    """The samples hold none of the scenarios a test asked for: generate them again."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class Load:
         """The next sample (round robin), among ``scenarios`` when given."""
         pool = [s for s in self._samples if scenarios is None or s.scenario in scenarios]
         if not pool:
-            raise LookupError(f"no sample of scenarios {scenarios}")
+            raise SampleMissing(f"no sample of scenarios {scenarios}")
         sample = pool[self._next % len(pool)]
         self._next += 1
         return sample

@@ -7,8 +7,10 @@ over ten minutes each; the report says so.
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
+
+from planstream.dev import reporting
 
 __all__ = ["FULL", "PROFILES", "SHORT", "Profile", "current"]
 
@@ -16,10 +18,9 @@ ENV_VARIABLE: Final = "PLANSTREAM_CHAOS_PROFILE"
 
 
 @dataclass(frozen=True)
-class Profile:
+class Profile(reporting.Profile):
     """Timeouts, repeats and sizes of one profile."""
 
-    name: str
     lease_s: int
     model_timeout_s: float
     model_retry_after_cap_s: float
@@ -44,9 +45,6 @@ class Profile:
     malformed_each: int  # T19: runs per malformed answer template
     s3_down_s: float  # T26
     quiesce_s: float  # longest wait for every run to end after a fault heals
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 SHORT: Final = Profile(
@@ -105,16 +103,12 @@ FULL: Final = Profile(
     quiesce_s=600.0,
 )
 
-PROFILES: Final = {profile.name: profile for profile in (SHORT, FULL)}
+PROFILES: Final = reporting.by_name(SHORT, FULL)
 
 
 def current(environ: Mapping[str, str]) -> Profile:
     """The profile ``PLANSTREAM_CHAOS_PROFILE`` names (``short`` when unset)."""
-    name = environ.get(ENV_VARIABLE, "short") or "short"
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"{ENV_VARIABLE}={name!r}: choose one of {', '.join(PROFILES)}") from None
+    return reporting.from_environment(PROFILES, environ, ENV_VARIABLE, "short")
 
 
 def from_environment() -> Profile:

@@ -8,7 +8,6 @@ sums of runs, worst of the maxima — with the commit the suite ran on.
 import argparse
 import fcntl
 import json
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -17,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from planstream.dev.chaos.profiles import PROFILES
+from planstream.dev.reporting import (
+    commit_description,
+    markdown_cell,
+    markdown_table,
+    write_report,
+)
 
-__all__ = ["Result", "append", "build_report", "commit_description", "main"]
+__all__ = ["Result", "append", "build_report", "main"]
 
 
 @dataclass
@@ -68,18 +73,6 @@ def read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def commit_description(repo: Path) -> str:
-    """HEAD's hash, with ``+dirty`` when the tree has changes the commit does not hold."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    head = git("rev-parse", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return f"{head}{'+dirty' if dirty else ''}"
-
-
 def _fold(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One row per test: totals of runs, worst figures, the slowest recovery, any failure."""
     first = records[0]
@@ -119,7 +112,7 @@ def _cell(value: object) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.1f}"
-    return str(value).replace("|", "\\|")
+    return str(value)
 
 
 def _profile_note(name: str) -> str:
@@ -141,6 +134,43 @@ def _profile_note(name: str) -> str:
     )
 
 
+_HEAD = [
+    "test",
+    "fault",
+    "repeats",
+    "runs started",
+    "runs terminal",
+    "lost steps",
+    "duplicate decisions",
+    "max attempts per step",
+    "max model calls per step",
+    "stale writes accepted (refused)",
+    "secrets found",
+    "recovery time (s)",
+    "verdict",
+]
+
+
+def _table_row(row: dict[str, Any]) -> tuple[object, ...]:
+    """One folded test as the cells of the summary table (see ``_HEAD``)."""
+    terminal = f"{row['runs_terminal']} ({_pct(row['runs_terminal'], row['runs_started'])})"
+    return (
+        f"{row['test_id']} {row['title']}",
+        row["fault"],
+        row["repeats"],
+        row["runs_started"],
+        terminal,
+        row["lost_steps"],
+        row["dup_decisions"],
+        row["max_attempts"],
+        row["max_llm_calls_per_key"],
+        f"{row['stale_epoch_writes_accepted']} ({row['stale_writes_refused']})",
+        row["canary_hits"],
+        row["recovery_s"],
+        row["verdict"],
+    )
+
+
 def build_report(
     records: Iterable[dict[str, Any]], *, profile: str, commit: str, notes: str = ""
 ) -> tuple[str, dict[str, Any]]:
@@ -156,36 +186,8 @@ def build_report(
         f"{datetime.now(UTC).isoformat(timespec='seconds')} by `make chaos` "
         "(`python -m planstream.dev.chaos.report`). How to read and rerun it: docs/reliability.md.",
         "",
-        "| test | fault | repeats | runs started | runs terminal | lost steps "
-        "| duplicate decisions | max attempts per step | max model calls per step "
-        "| stale writes accepted (refused) "
-        "| secrets found | recovery time (s) | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *markdown_table(_HEAD, [[_cell(v) for v in _table_row(row)] for row in rows]),
     ]
-    for row in rows:
-        terminal = f"{row['runs_terminal']} ({_pct(row['runs_terminal'], row['runs_started'])})"
-        lines.append(
-            "| "
-            + " | ".join(
-                _cell(v)
-                for v in (
-                    f"{row['test_id']} {row['title']}",
-                    row["fault"],
-                    row["repeats"],
-                    row["runs_started"],
-                    terminal,
-                    row["lost_steps"],
-                    row["dup_decisions"],
-                    row["max_attempts"],
-                    row["max_llm_calls_per_key"],
-                    f"{row['stale_epoch_writes_accepted']} ({row['stale_writes_refused']})",
-                    row["canary_hits"],
-                    row["recovery_s"],
-                    row["verdict"],
-                )
-            )
-            + " |"
-        )
     lines += ["", "## Per test figures", ""]
     for row in rows:
         lines.append(f"### {row['test_id']} {row['title']}")
@@ -194,7 +196,7 @@ def build_report(
             lines.append(f"Violations: {row['notes']}")
             lines.append("")
         for index, figures in enumerate(row["figures"], start=1):
-            shown = ", ".join(f"{k}={_cell(v)}" for k, v in figures.items())
+            shown = ", ".join(f"{k}={markdown_cell(_cell(v))}" for k, v in figures.items())
             lines.append(f"- repeat {index}: {shown}")
         lines.append("")
     lines += ["## Profile", "", _profile_note(profile), ""]
@@ -212,12 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--notes", type=Path, default=None, help="markdown appended as Notes")
     args = parser.parse_args(argv)
     records = read(args.results)
-    commit = commit_description(Path.cwd())
+    # Any tracked change counts here, the reports included (the benchmarks ignore those).
+    commit = commit_description(Path.cwd(), dirty="+dirty", ignore=())
     notes = args.notes.read_text(encoding="utf-8") if args.notes and args.notes.exists() else ""
     text, data = build_report(records, profile=args.profile, commit=commit, notes=notes)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    write_report(args.out, text, data)
     print(f"wrote {args.out} ({len(data['tests'])} tests, {len(records)} records)")
     return 0 if records else 1
 

@@ -3,12 +3,12 @@
 Every process the harness starts is recorded in ``<root>/run/<name>.pid`` (pid and start time,
 so a reused pid is never signalled) and logs to ``<root>/logs/<name>.log``. Only those processes
 are ever signalled: never a broad name, never the shared stack. ``python -m planstream.dev.chaos.rig
-ROOT`` stops whatever a crashed session left behind.
+ROOT`` stops whatever a crashed session left behind. Waiting for readiness and the stop sequence
+are the launcher's (``planstream.dev.launcher``).
 """
 
 import json
 import os
-import pwd
 import signal
 import subprocess
 import sys
@@ -18,12 +18,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planstream.dev.stack.processes import PidRecord, is_alive, read_record, start_ticks
-from planstream.settings import ENV_PREFIX, Settings
+from planstream.dev import launcher
+from planstream.dev.stack.processes import Launch, PidRecord, detach, is_alive, read_record
 
 __all__ = ["Proc", "Rig", "cleanup"]
 
-_POLL_S = 0.2
+
+def _start_line(name: str, number: int) -> str:
+    """The line the rig writes to a log before the ``number``-th start of ``name``."""
+    return f"=== chaos rig: start #{number} of {name}"
 
 
 @dataclass
@@ -99,22 +102,10 @@ class Rig:
 
     def _spawn(self, proc: Proc) -> None:
         with proc.log.open("ab") as log:
-            log.write(f"\n=== chaos rig: start #{proc.starts + 1} of {proc.name}\n".encode())
+            log.write(f"\n{_start_line(proc.name, proc.starts + 1)}\n".encode())
             log.flush()
-            proc.popen = subprocess.Popen(
-                proc.argv,
-                env=proc.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=proc.cwd,
-                user=proc.user,
-                group=None if proc.user is None else pwd.getpwnam(proc.user).pw_gid,
-                extra_groups=None if proc.user is None else [],
-            )
-        ticks = start_ticks(proc.popen.pid)
-        proc.record = PidRecord(proc.popen.pid, -1 if ticks is None else ticks)
+            launch = Launch(proc.argv, proc.cwd, proc.user)
+            proc.popen, proc.record = detach(launch, log, proc.env)
         proc.starts += 1
         proc.reaped = False
         pid_file = self.run_dir / f"{proc.name}.pid"
@@ -122,15 +113,14 @@ class Rig:
         pid_file.write_text(json.dumps(data))
 
     def wait_ready(self, proc: Proc, ready: Callable[[Proc], bool], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not ready(proc):
-            if not proc.alive():
-                raise RuntimeError(f"{proc.name} exited while starting:\n{self.tail(proc.name)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{proc.name} not ready in {timeout_s:.0f} s:\n{self.tail(proc.name)}"
-                )
-            time.sleep(_POLL_S)
+        assert proc.popen is not None, f"{proc.name} was never started"
+        launcher.wait_ready(
+            proc.name,
+            proc.popen,
+            lambda: ready(proc),
+            time.monotonic() + timeout_s,
+            lambda: self.tail(proc.name),
+        )
 
     def restart(
         self,
@@ -170,14 +160,8 @@ class Rig:
     ) -> int | None:
         """Ask it to stop (SIGTERM by default), then SIGKILL after ``grace_s``."""
         proc = self.procs[name]
-        if not proc.alive():
-            return self._reap(name, 0)
-        self.send(name, sig)
-        assert proc.popen is not None
-        code = _wait_exit(proc.popen, grace_s)
-        if code is None:
-            self.send(name, signal.SIGCONT)
-            self.send(name, signal.SIGKILL)
+        if proc.popen is not None and proc.alive():
+            launcher.stop([proc.popen], grace_s, sig)
         return self._reap(name, timeout_s=30.0)
 
     def pause(self, name: str) -> None:
@@ -232,12 +216,8 @@ def log_says(text: str, *, after_start: bool = True) -> Callable[[Proc], bool]:
     """Ready when the log of the latest start holds ``text``."""
 
     def ready(proc: Proc) -> bool:
-        try:
-            log = proc.log.read_text(errors="replace")
-        except OSError:
-            return False
-        marker = f"=== chaos rig: start #{proc.starts} of {proc.name}"
-        return text in (log.rsplit(marker, 1)[-1] if after_start else log)
+        marker = _start_line(proc.name, proc.starts) if after_start else None
+        return launcher.log_holds(proc.log, text, marker)
 
     return ready
 
@@ -253,18 +233,6 @@ def http_ready(url: str) -> Callable[[Proc], bool]:
             return False
 
     return ready
-
-
-def service_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a planstream process with ``settings`` (no inherited PLANSTREAM_*)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(settings.to_env(), PYTHONUNBUFFERED="1")
-    env.update(extra or {})
-    return env
-
-
-def planstream_argv(*args: str) -> tuple[str, ...]:
-    return (sys.executable, "-m", "planstream.cli", *args)
 
 
 def cleanup(root: Path) -> list[int]:

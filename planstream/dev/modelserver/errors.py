@@ -2,10 +2,12 @@
 
 from collections.abc import Mapping
 
+from planstream.domain.errors import PlanstreamError
+
 __all__ = ["ApiError", "bad_request"]
 
 
-class ApiError(Exception):
+class ApiError(PlanstreamError):
     """An HTTP error answer; ``message`` is what the client reads, so it never holds a URL."""
 
     def __init__(

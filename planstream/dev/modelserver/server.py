@@ -103,8 +103,7 @@ def create_app(settings: Settings) -> web.Application:
         registry=Registry(settings.model_samples_dir),
         fetcher=ImageFetcher(settings.max_image_bytes),
         hang_s=settings.model_hang_s,
-        # A setting still to be added to Settings; 0 (no added latency) until then.
-        delay_s=settings.model_delay_s,
+        delay_s=settings.model_delay_s,  # 0 by default: no added latency
         max_image_pixels=settings.max_image_pixels,
     )
     app.cleanup_ctx.append(_lifecycle)

@@ -7,8 +7,8 @@ extraction call of a step, failed or not, counts as one attempt of the step's re
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
-from planstream.domain.decisions import RETRY_BUDGET_EXHAUSTED
 from planstream.domain.errors import PermanentError
+from planstream.domain.rules import NOT_A_FLOOR_PLAN, RETRY_BUDGET_EXHAUSTED
 
 __all__ = [
     "DEFAULT_EXTRA_CORRECT",
@@ -70,7 +70,7 @@ def expectation(scenario: Scenario, max_attempts: int) -> Expectation:
         case "missing_room" | "low_confidence" | "invalid_json":
             return Expectation("blocked", RETRY_BUDGET_EXHAUSTED, max_attempts)
         case "not_a_floor_plan":
-            return Expectation("blocked", "NOT_A_FLOOR_PLAN", 1)
+            return Expectation("blocked", NOT_A_FLOOR_PLAN.name, 1)
 
 
 def parse_scenarios(text: str) -> tuple[Scenario, ...]:

@@ -15,11 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 __all__ = [
     "Launch",
     "PidRecord",
     "ServiceFiles",
+    "detach",
     "is_alive",
     "live_record",
     "port_open",
@@ -132,27 +134,35 @@ def _open_log(files: ServiceFiles, what: str) -> int:
     return fd
 
 
-def spawn(launch: Launch, files: ServiceFiles) -> tuple["subprocess.Popen[bytes]", PidRecord]:
-    """Start a service in its own session, output to its log, and record it in its pid file."""
+def detach(
+    launch: Launch, log: IO[bytes] | int, env: Mapping[str, str] | None = None
+) -> tuple["subprocess.Popen[bytes]", PidRecord]:
+    """Start ``launch`` in its own session, output to ``log``; the process and its record."""
     uid, gid, groups = _identity(launch.user)
-    log_fd = _open_log(files, " ".join(launch.argv))
-    try:
-        process = subprocess.Popen(
-            launch.argv,
-            cwd=launch.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            user=uid,
-            group=gid,
-            extra_groups=groups,
-        )
-    finally:
-        os.close(log_fd)
+    process = subprocess.Popen(
+        launch.argv,
+        cwd=launch.cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
+    )
     ticks = start_ticks(process.pid)
     # None: it exited at once; the record then reads as dead and the caller sees the exit code.
-    record = PidRecord(pid=process.pid, start_ticks=-1 if ticks is None else ticks)
+    return process, PidRecord(pid=process.pid, start_ticks=-1 if ticks is None else ticks)
+
+
+def spawn(launch: Launch, files: ServiceFiles) -> tuple["subprocess.Popen[bytes]", PidRecord]:
+    """Start a service in its own session, output to its log, and record it in its pid file."""
+    log_fd = _open_log(files, " ".join(launch.argv))
+    try:
+        process, record = detach(launch, log_fd)
+    finally:
+        os.close(log_fd)
     tmp = files.pid_file.with_suffix(".pid.tmp")
     tmp.write_text(json.dumps({"pid": record.pid, "start_ticks": record.start_ticks}))
     tmp.replace(files.pid_file)

@@ -15,7 +15,7 @@ class StackError(PlanstreamError):
     """The local stack cannot start a service: a program is missing, a port taken, a step failed."""
 
 
-class ServiceDown(Exception):
+class ServiceDown(PlanstreamError):
     """A probe found the service not answering; the message says what the probe saw."""
 
 

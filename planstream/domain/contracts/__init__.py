@@ -1,9 +1,9 @@
-"""The project's copies of the shared contracts, shipped as package data.
+"""The contract schemas the package needs, shipped as package data.
 
-``spaces-v1.schema.json`` is ``shared/contracts/spaces-v1.schema.json`` (draft 2020-12) rewritten
-for draft-07, which fastjsonschema understands: ``$schema`` names draft-07 and ``$defs`` becomes
-``definitions``. Nothing else changes; ``tests/contract/test_spaces_schema.py`` proves that both
-accept and refuse the same documents.
+``spaces-v1.schema.json`` is the contract's Spaces schema (draft 2020-12, kept verbatim in
+``tests/contract/spaces-v1.schema.json``) rewritten for draft-07, which fastjsonschema understands:
+``$schema`` names draft-07 and ``$defs`` becomes ``definitions``. Nothing else changes;
+``tests/contract/test_spaces_schema.py`` proves that both accept and refuse the same documents.
 """
 
 import json

@@ -1,0 +1,56 @@
+"""The composition root: the one place that wires the real adapters into the services.
+
+A process (a Faust worker, the sweeper) calls ``open_runtime`` once, and closes what it opened
+with the closer it gets back.
+"""
+
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+from planstream.adapters.imaging import PillowImaging
+from planstream.adapters.model import ModelClient
+from planstream.adapters.postgres.db import OUTAGE_ERRORS, create_pool
+from planstream.adapters.postgres.leases import JobLeases
+from planstream.adapters.postgres.model_calls import ModelCallLog
+from planstream.adapters.postgres.repository import Repository
+from planstream.adapters.storage import Storage
+from planstream.domain.ids import new_id
+from planstream.ports import Publisher
+from planstream.services.jobs import Jobs
+from planstream.services.runtime import Runtime, utc_now
+from planstream.services.signing import SignedUrls
+from planstream.settings import Settings
+
+__all__ = ["open_runtime"]
+
+
+async def open_runtime(
+    settings: Settings, service: str, publisher: Publisher
+) -> tuple[Runtime, Callable[[], Awaitable[None]]]:
+    """Open the pools and clients of ``service``; returns the runtime and its closer."""
+    stack = AsyncExitStack()
+    pool = await create_pool(
+        settings.dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    stack.push_async_callback(pool.close)
+    storage = Storage(settings)
+    await storage.start()
+    stack.push_async_callback(storage.stop)
+    model = ModelClient(settings)
+    await model.start()
+    stack.push_async_callback(model.stop)
+    repo = Repository(pool)
+    leases = JobLeases(pool)
+    runtime = Runtime(
+        settings=settings,
+        repo=repo,
+        storage=storage,
+        model=model,
+        model_calls=ModelCallLog(pool),
+        publisher=publisher,
+        imaging=PillowImaging(),
+        signed_urls=SignedUrls(repo, storage, settings, utc_now),
+        jobs=Jobs(leases, settings, service, worker_id=f"{service}-{new_id('job')[4:16]}"),
+        outage_errors=OUTAGE_ERRORS,
+    )
+    return runtime, stack.aclose

@@ -1,0 +1,59 @@
+"""The conformance suites can fail: each deliberately broken fake fails the tests it names, and
+every test of every suite is named by at least one broken fake."""
+
+import inspect
+
+import pytest
+
+from tests.conformance import mutants_io, mutants_leases, mutants_records
+from tests.conformance.clock import ClockContract
+from tests.conformance.imaging import ImagingContract
+from tests.conformance.leases import JobLeasesContract
+from tests.conformance.model import ModelClientContract
+from tests.conformance.model_calls import ModelCallLogContract
+from tests.conformance.mutants import MUTANTS, Mutant
+from tests.conformance.publisher import PublisherContract
+from tests.conformance.repository import RepositoryContract
+from tests.conformance.storage import ArtifactStoreContract
+
+SUITES = (
+    JobLeasesContract,
+    RepositoryContract,
+    ArtifactStoreContract,
+    ModelCallLogContract,
+    ModelClientContract,
+    PublisherContract,
+    ImagingContract,
+    ClockContract,
+)
+
+REGISTERS = (mutants_leases, mutants_records, mutants_io)  # importing them registers the fakes
+
+CASES = [
+    pytest.param(mutant, test, id=f"{mutant.name}-{test}")
+    for mutant in MUTANTS
+    for test in mutant.catches
+]
+
+
+async def _run(mutant: Mutant, test: str) -> None:
+    outcome = getattr(mutant.suite(), test)(mutant.harness())
+    if inspect.isawaitable(outcome):
+        await outcome
+
+
+@pytest.mark.parametrize(("mutant", "test"), CASES)
+async def test_a_broken_fake_fails_the_suite(mutant: Mutant, test: str) -> None:
+    try:
+        await _run(mutant, test)
+    except (Exception, pytest.fail.Exception):  # any failure: the suite caught the fault
+        return
+    pytest.fail(f"{mutant.suite.__name__}.{test} passed {mutant.name}, a broken fake")
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.__name__)
+def test_every_conformance_test_catches_some_broken_fake(suite: type) -> None:
+    tests = {name for name in dir(suite) if name.startswith("test_")}
+    caught = {test for m in MUTANTS if m.suite is suite for test in m.catches}
+    assert caught <= tests, f"broken fakes name tests {suite.__name__} lacks: {caught - tests}"
+    assert tests <= caught, f"no broken fake shows these can fail: {sorted(tests - caught)}"
