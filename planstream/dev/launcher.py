@@ -8,6 +8,7 @@ says it is ready, and is stopped (SIGTERM, then SIGKILL) when the block ends.
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -137,10 +138,8 @@ def stop(
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=_KILL_WAIT_S)
-            except subprocess.TimeoutExpired:
-                continue
 
 
 def _start(service: Service, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

@@ -7,12 +7,10 @@ failures stand in for the document, so like SCHEMA_INVALID they stop the documen
 from dataclasses import dataclass
 
 from planstream.domain.events import Failure
-from planstream.domain.rules import MODEL_REFUSED, MODEL_UNAVAILABLE, SCHEMA_INVALID, Rule
+from planstream.domain.rules import MODEL_REFUSED, SCHEMA_INVALID, Rule
 from planstream.domain.spaces import SchemaViolation, SpacesDocument, load_spaces
 
-# MODEL_REFUSED and MODEL_UNAVAILABLE are the catalogue's (rules.py), re-exported until every
-# caller imports them from there.
-__all__ = ["MODEL_REFUSED", "MODEL_UNAVAILABLE", "Judgement", "judge_answer"]
+__all__ = ["Judgement", "judge_answer"]
 
 
 @dataclass(frozen=True)

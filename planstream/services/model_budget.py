@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from planstream.domain.analysis import MODEL_REFUSED, MODEL_UNAVAILABLE
 from planstream.domain.decisions import budget_window
 from planstream.domain.events import Failure, StepEvent
 from planstream.domain.ids import new_id
+from planstream.domain.rules import MODEL_REFUSED, MODEL_UNAVAILABLE
 from planstream.ports import (
     ChatAnswer,
     ModelCall,

@@ -36,7 +36,7 @@ from planstream.domain.events import (
 from planstream.domain.ids import new_id
 from planstream.domain.prompts import AUDIT, audit_messages
 from planstream.domain.records import Run
-from planstream.domain.rules import SCHEMA_INVALID, Policy, clean_detail
+from planstream.domain.rules import REJECTED_BY_REVIEWER, SCHEMA_INVALID, Policy, clean_detail
 from planstream.domain.spaces import JsonRejected, parse_json
 from planstream.services.jobs import StepWork
 from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
@@ -138,7 +138,7 @@ class Supervisor:
             case "retry":
                 decision, reason = "retry", None
             case "reject":
-                decision, reason = "block", "rejected_by_reviewer"
+                decision, reason = "block", REJECTED_BY_REVIEWER
         made = DecisionMade(
             event_id=new_id("evt"),
             run_id=run.run_id,

@@ -10,25 +10,19 @@ as ``WORKER_LOST`` and decides; for the Supervisor's own job the run is marked f
 """
 
 import logging
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from planstream.domain.errors import RecordMissing
 from planstream.domain.events import ServiceName, StepEvent
-from planstream.domain.rules import Rule
+from planstream.domain.rules import WORKER_LOST
 from planstream.ports import JobLeases
 from planstream.services.runtime import Runtime
 from planstream.services.upstream import publish_failure
 from topics import by_name
 
-__all__ = ["WORKER_LOST", "Sweeper"]
+__all__ = ["Sweeper"]
 
 log = logging.getLogger(__name__)
-
-WORKER_LOST: Final = Rule(
-    "WORKER_LOST",
-    "high",
-    "The step's worker stopped on every delivery; check its logs, then retry the run.",
-)
 
 
 class Sweeper:

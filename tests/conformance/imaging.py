@@ -29,13 +29,21 @@ class ImagingContract:
         data = harness.image(320, 200)
         facts = harness.imaging.inspect(data, MAX_PIXELS)
         assert (facts.width_px, facts.height_px, facts.format) == (320, 200, "PNG")
-        assert (facts.stored_width_px, facts.stored_height_px, facts.exif_orientation) == (320, 200, 1)
+        assert (facts.stored_width_px, facts.stored_height_px, facts.exif_orientation) == (
+            320,
+            200,
+            1,
+        )
         assert (facts.byte_size, facts.sha256) == (len(data), hashlib.sha256(data).hexdigest())
 
     def test_a_turned_jpeg_is_measured_upright(self, harness: ImagingHarness) -> None:
         facts = harness.imaging.inspect(harness.image(320, 200, "JPEG", 6), MAX_PIXELS)
         assert (facts.width_px, facts.height_px, facts.format) == (200, 320, "JPEG")
-        assert (facts.stored_width_px, facts.stored_height_px, facts.exif_orientation) == (320, 200, 6)
+        assert (facts.stored_width_px, facts.stored_height_px, facts.exif_orientation) == (
+            320,
+            200,
+            6,
+        )
 
     def test_bytes_that_are_no_image_are_unreadable(self, harness: ImagingHarness) -> None:
         for data in (b"", b"not an image at all", harness.image(320, 200)[:24]):

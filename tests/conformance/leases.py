@@ -60,7 +60,9 @@ async def _own(leases: JobLeases, ids: set[str], redrive_s: float = REDRIVE_S) -
 class JobLeasesContract:
     """The suite; subclass it with a ``harness`` fixture."""
 
-    async def test_a_new_job_is_created_and_leased_at_epoch_one(self, harness: LeasesHarness) -> None:
+    async def test_a_new_job_is_created_and_leased_at_epoch_one(
+        self, harness: LeasesHarness
+    ) -> None:
         job = new_job(await harness.new_run())
         lease = await harness.leases.acquire(job, worker_id="a", lease_s=HELD_S)
         assert lease == Lease(job.job_id, 1, 1)
@@ -219,7 +221,9 @@ class JobLeasesContract:
         [again] = await _own(harness.leases, {job.job_id})
         assert again["redrives"] == 1
 
-    async def test_expired_claims_a_received_job_nobody_leased(self, harness: LeasesHarness) -> None:
+    async def test_expired_claims_a_received_job_nobody_leased(
+        self, harness: LeasesHarness
+    ) -> None:
         run_id = await harness.new_run()
         kept, bare = new_job(run_id), new_job(run_id, topic=None)
         await harness.leases.receive(kept)

@@ -48,7 +48,9 @@ class ModelHarness(Protocol):
 class ModelClientContract:
     """The suite; subclass it with a ``harness`` fixture."""
 
-    async def test_an_answer_carries_content_usage_and_raw_body(self, harness: ModelHarness) -> None:
+    async def test_an_answer_carries_content_usage_and_raw_body(
+        self, harness: ModelHarness
+    ) -> None:
         answer = await (await harness.scenario("answer")).chat()
         assert isinstance(json.loads(answer.content), dict)
         assert (answer.finish_reason, answer.refusal) == ("stop", None)
@@ -56,7 +58,9 @@ class ModelClientContract:
         body = json.loads(answer.raw)
         assert body["choices"][0]["message"]["content"] == answer.content
 
-    async def test_a_429_is_unavailable_throttled_then_answered(self, harness: ModelHarness) -> None:
+    async def test_a_429_is_unavailable_throttled_then_answered(
+        self, harness: ModelHarness
+    ) -> None:
         call = await harness.scenario("throttled")
         with pytest.raises(ModelUnavailable) as throttled:
             await call.chat()

@@ -26,7 +26,9 @@ H = FakeLeasesHarness
 class CountsOneDeliveryTooMany(FakeJobLeases):
     async def acquire(self, job: NewJob, *, worker_id: str, lease_s: float) -> Lease | LeaseRefusal:
         lease = await super().acquire(job, worker_id=worker_id, lease_s=lease_s)
-        return replace(lease, deliveries=lease.deliveries + 1) if isinstance(lease, Lease) else lease
+        return (
+            replace(lease, deliveries=lease.deliveries + 1) if isinstance(lease, Lease) else lease
+        )
 
 
 @breaks(

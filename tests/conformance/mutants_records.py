@@ -60,7 +60,9 @@ class MergesDeeply(FakeRepository):
         if row is not None:
             for key, value in metadata.items():
                 old = row.metadata.get(key)
-                merged = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+                merged = (
+                    {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+                )
                 row.metadata[key] = merged
 
 

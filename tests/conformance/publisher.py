@@ -52,5 +52,7 @@ class PublisherContract:
             steps_completed=7,
         )
         await harness.publisher.publish(RUN_COMPLETED, done)
-        assert await harness.read_back(RUN_COMPLETED, event.run_id) == [(event.run_id.encode(), done)]
+        assert await harness.read_back(RUN_COMPLETED, event.run_id) == [
+            (event.run_id.encode(), done)
+        ]
         assert await harness.read_back(STEP_REQUESTED, event.run_id) == []

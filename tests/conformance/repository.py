@@ -63,9 +63,13 @@ async def make_run(
     return run, source_id
 
 
-def _artifact(run_id: str, bucket: str, kind: ArtifactKind = "spaces_json", step: int = 0) -> Artifact:
+def _artifact(
+    run_id: str, bucket: str, kind: ArtifactKind = "spaces_json", step: int = 0
+) -> Artifact:
     path = f"runs/{run_id}/step-{step}/{kind}-{new_id('art')[4:]}.json"
-    return Artifact(new_id("art"), run_id, step, kind, bucket, path, {"sha256": "ab", "n": {"a": 1}})
+    return Artifact(
+        new_id("art"), run_id, step, kind, bucket, path, {"sha256": "ab", "n": {"a": 1}}
+    )
 
 
 def _job(run_id: str, attempt: int = 1) -> Job:
@@ -129,7 +133,9 @@ class RepositoryContract:
     async def test_one_stored_object_has_one_artifact_id(self, harness: RepositoryHarness) -> None:
         run, _ = await make_run(harness.repo, harness.bucket)
         first = _artifact(run.run_id, harness.bucket)
-        again = Artifact(new_id("art"), run.run_id, 0, first.kind, first.storage_bucket, first.storage_path)
+        again = Artifact(
+            new_id("art"), run.run_id, 0, first.kind, first.storage_bucket, first.storage_path
+        )
         assert await harness.repo.store_artifact(first) == first.artifact_id
         assert await harness.repo.store_artifact(again) == first.artifact_id
         assert await harness.repo.artifact(again.artifact_id) is None
@@ -151,7 +157,10 @@ class RepositoryContract:
         await harness.repo.cache_signed_url(source_id, "http://s3/x?sig=1", expires)
         found = await harness.repo.artifact(source_id)
         assert found is not None
-        assert (found.signed_url_cached, found.signed_url_expires_at) == ("http://s3/x?sig=1", expires)
+        assert (found.signed_url_cached, found.signed_url_expires_at) == (
+            "http://s3/x?sig=1",
+            expires,
+        )
 
     async def test_a_steps_image_is_its_newest_render(self, harness: RepositoryHarness) -> None:
         run, _ = await make_run(harness.repo, harness.bucket)
@@ -185,7 +194,11 @@ class RepositoryContract:
             job, request_key="k-1", payload_ref=ref, max_attempts=3, publish=publish
         )
         assert created is True and publish.calls == 1
-        assert (made.job_id, made.status, made.idempotency_key) == (job.job_id, "pending", job.idempotency_key)
+        assert (made.job_id, made.status, made.idempotency_key) == (
+            job.job_id,
+            "pending",
+            job.idempotency_key,
+        )
         assert made.published_at is not None
         assert await harness.repo.job_event(job.job_id) == (ref["topic"], ref["event"])
         twin = _job(run.run_id, attempt=2)  # another step attempt under the same client key

@@ -54,5 +54,6 @@ async def test_a_tiny_run_verifies_every_figure_and_writes_both_reports(
     text = markdown.read_text()
     assert "## Targets" in text and "| ratio |" in text
     # The run dropped what it made: no Faust data folders or workspace files are left.
-    assert not list(Path.cwd().glob(f"planstream-*-{report.workspace}*-data"))
+    faust = base_settings.work_dir / "faust"
+    assert not list(faust.glob(f"planstream-*-{report.workspace}*-data"))
     assert not (ROOT / ".planstream" / "bench" / report.workspace).exists()

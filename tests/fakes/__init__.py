@@ -1,7 +1,8 @@
 """In-memory fakes of every port in ``planstream.ports``, for tests that run in milliseconds.
 
 Each fake behaves as its real adapter does where the services can tell (the conformance suites
-in ``tests/conformance`` hold both to the same tests); ``Fakes`` wires them into a ``Runtime``.
+in ``tests/conformance`` hold both to the same tests); ``make_world()`` wires them into a ``Runtime``
+per service.
 """
 
 from tests.fakes.clock import FakeClock
@@ -21,6 +22,7 @@ from tests.fakes.model_calls import FakeModelCallLog
 from tests.fakes.publisher import FakePublisher
 from tests.fakes.repository import FakeRepository
 from tests.fakes.storage import FakeStorage
+from tests.fakes.world import FakeWorld, make_world
 
 __all__ = [
     "FakeClock",
@@ -33,8 +35,10 @@ __all__ = [
     "FakePublisher",
     "FakeRepository",
     "FakeStorage",
+    "FakeWorld",
     "chat_answer",
     "fake_image",
+    "make_world",
     "refused",
     "server_error",
     "throttled",

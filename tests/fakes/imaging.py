@@ -42,7 +42,9 @@ class FakeImaging:
         if fmt not in _FORMATS:
             raise ImageUnreadable(f"format {fmt} is not one of PNG, JPEG, WEBP")
         if width * height > max_pixels:
-            raise ImageUnreadable(f"{width}x{height} is over the {max_pixels}-pixel decompression cap")
+            raise ImageUnreadable(
+                f"{width}x{height} is over the {max_pixels}-pixel decompression cap"
+            )
         shown = (height, width) if orientation in _ROTATING else (width, height)
         return ImageFacts(
             width_px=shown[0],

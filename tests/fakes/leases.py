@@ -39,7 +39,11 @@ class FakeJobLeases:
                 raise PermanentError(f"run {job.run_id} does not exist")
             row = self._insert(job)
             row.status, row.attempts, row.lease_epoch = "running", 1, 1
-            row.locked_by, row.locked_at, row.lease_expires_at = worker_id, now, self._after(lease_s)
+            row.locked_by, row.locked_at, row.lease_expires_at = (
+                worker_id,
+                now,
+                self._after(lease_s),
+            )
             return Lease(row.job_id, row.lease_epoch, row.attempts)
         free = (
             row.locked_by is None
@@ -51,7 +55,11 @@ class FakeJobLeases:
             if not _has_topic(row.payload_ref):
                 row.payload_ref = jsonb(job.payload_ref)
             row.attempts += 1
-            row.locked_by, row.locked_at, row.lease_expires_at = worker_id, now, self._after(lease_s)
+            row.locked_by, row.locked_at, row.lease_expires_at = (
+                worker_id,
+                now,
+                self._after(lease_s),
+            )
             row.lease_epoch += 1
             row.updated_at = now
             return Lease(row.job_id, row.lease_epoch, row.attempts)
@@ -99,7 +107,12 @@ class FakeJobLeases:
             if held is not None:
                 self._db.stale_writes.append(
                     StaleWrite(
-                        lease.job_id, lease.epoch, held.lease_epoch, worker_id, f"finish:{status}", now
+                        lease.job_id,
+                        lease.epoch,
+                        held.lease_epoch,
+                        worker_id,
+                        f"finish:{status}",
+                        now,
                     )
                 )
             return False

@@ -138,7 +138,9 @@ class FakeRepository:
 
     async def source_artifact_id(self, run_id: str) -> str | None:
         rows = [
-            a for a in self._db.artifacts.values() if a.run_id == run_id and a.kind == "source_image"
+            a
+            for a in self._db.artifacts.values()
+            if a.run_id == run_id and a.kind == "source_image"
         ]
         return min(rows, key=lambda a: a.created).artifact_id if rows else None
 
@@ -242,5 +244,8 @@ class FakeRepository:
     def _check_artifact_keys(self, artifact_id: str, bucket: str, path: str) -> None:
         if artifact_id in self._db.artifacts:
             raise FakeIntegrityError(f"artifact {artifact_id} exists (primary key)")
-        if any((a.storage_bucket, a.storage_path) == (bucket, path) for a in self._db.artifacts.values()):
+        if any(
+            (a.storage_bucket, a.storage_path) == (bucket, path)
+            for a in self._db.artifacts.values()
+        ):
             raise FakeIntegrityError(f"an artifact of {bucket}/{path} exists (unique key)")

@@ -14,7 +14,12 @@ from planstream.dev.isolation import free_port
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.manifest import Manifest
 from planstream.domain.contracts import spaces_schema_for_model
-from planstream.domain.prompts import COMPARISON, EXTRACTION, comparison_messages, extraction_messages
+from planstream.domain.prompts import (
+    COMPARISON,
+    EXTRACTION,
+    comparison_messages,
+    extraction_messages,
+)
 from planstream.settings import Settings
 from tests.conformance.model import Call, ModelClientContract, Scenario
 
@@ -61,7 +66,9 @@ class _ScriptedServer:
         key = f"conformance/{name}.png"
         await self._storage.write(key, self.sample(_SCENARIOS[name]), "image/png")
         url = await self._storage.presign_get(self._storage.bucket, key, 600)
-        client = await self.client(model_timeout_s=1.0) if name == "timeout" else await self.client()
+        client = (
+            await self.client(model_timeout_s=1.0) if name == "timeout" else await self.client()
+        )
         spaces = spaces_schema_for_model()
         return Call(client, model, extraction_messages(url), EXTRACTION.schema_name, spaces)
 

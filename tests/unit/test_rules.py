@@ -5,13 +5,11 @@ from typing import Any, get_args
 
 import pytest
 
-from planstream.domain import analysis
 from planstream.domain.events import Failure, OutcomeBlockReason
 from planstream.domain.rules import (
     ALL_RULES,
     BLOCK_REASONS,
     CATALOGUE,
-    MODEL_REFUSED,
     PIPELINE_RULES,
     REQUEST_MISMATCH,
     SCHEMA_INVALID,
@@ -94,7 +92,6 @@ def test_the_pipeline_rules_follow_rules_md_and_every_name_is_unique() -> None:
 def test_the_block_reasons_are_the_wire_s_and_the_catalogue_s() -> None:
     assert get_args(OutcomeBlockReason) == BLOCK_REASONS
     assert BLOCK_REASONS == ("retry_budget_exhausted", "too_many_failures", "rejected_by_reviewer")
-    assert analysis.MODEL_REFUSED is MODEL_REFUSED  # a re-export, not a second definition
 
 
 def test_document_rules_come_in_catalogue_order_with_their_fix() -> None:

@@ -69,7 +69,8 @@ class Workspace:
                 await step()
             except Exception:
                 log.exception("benchmark clean-up step %s failed", step.__name__)
-        for folder in Path.cwd().glob(f"planstream-*-{self.tag}*-data"):
+        # Where planstream.adapters.faust.app puts Faust's data folders.
+        for folder in (self.settings.work_dir / "faust").glob(f"planstream-*-{self.tag}*-data"):
             shutil.rmtree(folder, ignore_errors=True)
         if not keep_files:
             shutil.rmtree(self.folder, ignore_errors=True)

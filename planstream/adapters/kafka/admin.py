@@ -1,0 +1,75 @@
+"""Kafka administration: create the catalogue's topics, read a topic whole (no group)."""
+
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+
+from planstream.domain.errors import ConfigurationError
+from planstream.settings import Settings
+from topics import CATALOGUE, TopicSpec
+
+__all__ = ["ensure_topics", "read_all"]
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOGUE) -> list[str]:
+    """Create the missing catalogue topics; refuse existing ones with the wrong partition count."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000
+    )
+    await admin.start()
+    try:
+        wanted = {spec.full_name(settings.topic_namespace): spec for spec in specs}
+        existing = set(await admin.list_topics())
+        present = [name for name in wanted if name in existing]
+        for described in await admin.describe_topics(present) if present else []:
+            count = len(described["partitions"])
+            if count != settings.topic_partitions:
+                raise ConfigurationError(
+                    f"topic {described['topic']} has {count} partitions, expected "
+                    f"{settings.topic_partitions}: a run's topics must be co-partitioned"
+                )
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs=spec.broker_config(),
+            )
+            for name, spec in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                log.info("another process created the topics first")
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
+
+
+async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record now on ``topic`` (all partitions, from the first offset), no group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*partitions, timeout_ms=1_000)
+            for found in batch.values():
+                records.extend(found)
+        return records
+    finally:
+        await consumer.stop()
