@@ -4,6 +4,7 @@ a refusal as ModelRefused; an image edit at the size asked for."""
 
 import io
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -24,7 +25,7 @@ class Call:
 
     client: ModelClient
     model: str
-    messages: list[dict[str, Any]]
+    messages: Sequence[Mapping[str, Any]]
     schema_name: str
     schema: dict[str, Any]
 

@@ -135,23 +135,23 @@ class PublishesAnywhere(FakePublisher):
         self.published.append(Published(spec.name, event.run_id.encode(), event))
 
 
-I, IH = ImagingContract, FakeImagingHarness
+IM, IH = ImagingContract, FakeImagingHarness
 
 
-@breaks(I, IH, "test_a_png_is_measured")
+@breaks(IM, IH, "test_a_png_is_measured")
 class DigestsNothing(FakeImaging):
     def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
         return replace(super().inspect(data, max_pixels), sha256="0" * 64)
 
 
-@breaks(I, IH, "test_a_turned_jpeg_is_measured_upright")
+@breaks(IM, IH, "test_a_turned_jpeg_is_measured_upright")
 class IgnoresOrientation(FakeImaging):
     def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
         facts = super().inspect(data, max_pixels)
         return replace(facts, width_px=facts.stored_width_px, height_px=facts.stored_height_px)
 
 
-@breaks(I, IH, "test_bytes_that_are_no_image_are_unreadable")
+@breaks(IM, IH, "test_bytes_that_are_no_image_are_unreadable")
 class ReadsGarbageAsBlank(FakeImaging):
     def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
         if not data.startswith(b"FAKEIMG1{") or not data.endswith(b"}"):
@@ -159,25 +159,25 @@ class ReadsGarbageAsBlank(FakeImaging):
         return super().inspect(data, max_pixels)
 
 
-@breaks(I, IH, "test_a_format_not_accepted_is_unreadable")
+@breaks(IM, IH, "test_a_format_not_accepted_is_unreadable")
 class AcceptsAnyFormat(FakeImaging):
     def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
         return super().inspect(data.replace(b'"GIF"', b'"PNG"'), max_pixels)
 
 
-@breaks(I, IH, "test_an_image_over_the_pixel_cap_is_unreadable")
+@breaks(IM, IH, "test_an_image_over_the_pixel_cap_is_unreadable")
 class NoPixelCap(FakeImaging):
     def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
         return super().inspect(data, 1 << 40)
 
 
-@breaks(I, IH, "test_as_png_keeps_a_png_and_converts_the_rest")
+@breaks(IM, IH, "test_as_png_keeps_a_png_and_converts_the_rest")
 class ConvertsNothing(FakeImaging):
     def as_png(self, data: bytes) -> bytes:
         return data
 
 
-@breaks(I, IH, "test_resized_is_the_size_asked")
+@breaks(IM, IH, "test_resized_is_the_size_asked")
 class ResizesNothing(FakeImaging):
     def resized(self, png: bytes, size: tuple[int, int]) -> bytes:
         return png

@@ -7,8 +7,6 @@ byte for byte and the original may hold no example the project lacks.
 
 from pathlib import Path
 
-import pytest
-
 from tests.contract.copies import EXAMPLES, EXTERNAL_ENV, ORIGINAL_SCHEMA, RULES_MD, external
 
 
@@ -25,16 +23,32 @@ def test_the_project_keeps_its_own_copies() -> None:
     assert (EXAMPLES / "spaces-valid-studio.json").is_file()
 
 
-def test_the_copies_match_the_external_original() -> None:
-    folder = external()
-    if folder is None:
-        pytest.skip(f"set {EXTERNAL_ENV} to a contract folder to compare the copies with it")
-    assert folder.is_dir(), f"{EXTERNAL_ENV}={folder} is not a folder"
-    originals = {f"examples/{p.name}" for p in (folder / "examples").glob("*.json")}
-    assert originals <= set(_copies()), "the original has examples the project lacks"
-    differ = [
+def drifted(folder: Path) -> list[str]:
+    """The copies that differ from (or are missing in) the external original ``folder``."""
+    return [
         name
         for name, copy in _copies().items()
         if not (folder / name).is_file() or (folder / name).read_bytes() != copy.read_bytes()
     ]
-    assert differ == []
+
+
+def test_the_drift_check_can_fail(tmp_path: Path) -> None:
+    for name, copy in _copies().items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(copy.read_bytes())
+    assert drifted(tmp_path) == []
+    (tmp_path / "RULES.md").write_text("changed")
+    (tmp_path / "spaces-v1.schema.json").unlink()
+    assert drifted(tmp_path) == ["RULES.md", "spaces-v1.schema.json"]
+
+
+# Compared only when the external original is named: a clone has nothing outside itself to read.
+if external() is not None:
+
+    def test_the_copies_match_the_external_original() -> None:
+        folder = external()
+        assert folder is not None
+        assert folder.is_dir(), f"{EXTERNAL_ENV}={folder} is not a folder"
+        originals = {f"examples/{p.name}" for p in (folder / "examples").glob("*.json")}
+        assert originals <= set(_copies()), "the original has examples the project lacks"
+        assert drifted(folder) == []

@@ -1,8 +1,8 @@
 """In-memory fakes of every port in ``planstream.ports``, for tests that run in milliseconds.
 
-Each fake behaves as its real adapter does where the services can tell (the conformance suites
-in ``tests/conformance`` hold both to the same tests); ``make_world()`` wires them into a ``Runtime``
-per service.
+Each fake behaves as its real adapter does where the services can tell (the conformance
+suites in ``tests/conformance`` hold both to the same tests); ``make_world()`` wires them into
+a ``Runtime`` per service.
 """
 
 from tests.fakes.clock import FakeClock

@@ -17,8 +17,8 @@ from PIL import Image
 from planstream.ports import ChatAnswer, ImageAnswer, ModelRefused, ModelUnavailable
 
 __all__ = [
-    "ChatRequest",
     "ChatReply",
+    "ChatRequest",
     "FakeModelClient",
     "ImageReply",
     "ImageRequest",

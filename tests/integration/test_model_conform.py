@@ -13,6 +13,7 @@ from planstream.adapters.storage import Storage
 from planstream.dev.isolation import free_port
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.manifest import Manifest
+from planstream.dev.samples.scenarios import Scenario as SampleScenario
 from planstream.domain.contracts import spaces_schema_for_model
 from planstream.domain.prompts import (
     COMPARISON,
@@ -23,7 +24,11 @@ from planstream.domain.prompts import (
 from planstream.settings import Settings
 from tests.conformance.model import Call, ModelClientContract, Scenario
 
-_SCENARIOS = {"throttled": "rate_limited", "server_error": "server_error", "timeout": "hang"}
+_SCENARIOS: dict[str, SampleScenario] = {
+    "throttled": "rate_limited",
+    "server_error": "server_error",
+    "timeout": "hang",
+}
 
 
 class _ScriptedServer:

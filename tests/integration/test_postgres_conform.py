@@ -56,7 +56,7 @@ class _Records:
         return dict(row)
 
     async def stale_writes(self, job_id: str) -> list[tuple[int, int, str, str]]:
-        return [tuple(row) for row in await self._pool.fetch(_STALE, job_id)]  # type: ignore[misc]
+        return [tuple(row) for row in await self._pool.fetch(_STALE, job_id)]
 
     async def record_decision(self, run_id: str, step_id: int, attempt: int) -> None:
         key = step_key(run_id, step_id, attempt)

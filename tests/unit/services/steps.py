@@ -120,7 +120,4 @@ def audit_answer(score: float = 0.95, *contradictions: str) -> ChatAnswer:
 
 
 def comparison_answer(*mismatches: tuple[str, str]) -> ChatAnswer:
-    return chat_answer(
-        {"mismatches": [{"description": d, "severity": s} for d, s in mismatches]}
-    )
-
+    return chat_answer({"mismatches": [{"description": d, "severity": s} for d, s in mismatches]})
