@@ -85,22 +85,28 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageFacts:
 def as_png(data: bytes) -> bytes:
     """The image as PNG (the edit endpoint takes PNG): a PNG as it is, anything else converted
     to RGB (its EXIF orientation is not applied)."""
-    with Image.open(io.BytesIO(data)) as image:
-        if image.format == "PNG":
-            return data
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, "PNG")
-        return buffer.getvalue()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format == "PNG":
+                return data
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, "PNG")
+            return buffer.getvalue()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageUnreadable(f"cannot convert the image to PNG: {exc}") from None
 
 
 def resized(png: bytes, size: tuple[int, int]) -> bytes:
     """The PNG scaled to ``size`` (when the model only makes fixed sizes); as it is if it fits."""
-    with Image.open(io.BytesIO(png)) as image:
-        if image.size == size:
-            return png
-        buffer = io.BytesIO()
-        image.resize(size, Image.Resampling.LANCZOS).save(buffer, "PNG")
-        return buffer.getvalue()
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            if image.size == size:
+                return png
+            buffer = io.BytesIO()
+            image.resize(size, Image.Resampling.LANCZOS).save(buffer, "PNG")
+            return buffer.getvalue()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageUnreadable(f"cannot resize the image: {exc}") from None
 
 
 class PillowImaging:

@@ -68,6 +68,15 @@ class ImagingContract:
         facts = harness.imaging.inspect(converted, MAX_PIXELS)
         assert (facts.format, facts.width_px, facts.height_px) == ("PNG", 320, 200)
 
+    def test_conversions_of_bytes_that_are_no_image_are_unreadable(
+        self, harness: ImagingHarness
+    ) -> None:
+        for data in (b"", b"not an image at all", harness.image(320, 200)[:24]):
+            with pytest.raises(ImageUnreadable):
+                harness.imaging.as_png(data)
+            with pytest.raises(ImageUnreadable):
+                harness.imaging.resized(data, (32, 32))
+
     def test_resized_is_the_size_asked(self, harness: ImagingHarness) -> None:
         png = harness.image(320, 200)
         assert harness.imaging.resized(png, (320, 200)) == png

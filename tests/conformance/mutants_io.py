@@ -9,7 +9,14 @@ from typing import Any
 from PIL import Image
 
 from planstream.domain.events import Event
-from planstream.ports import ChatAnswer, ImageAnswer, ImageFacts, ModelRefused, ModelUnavailable
+from planstream.ports import (
+    ChatAnswer,
+    ImageAnswer,
+    ImageFacts,
+    ImageUnreadable,
+    ModelRefused,
+    ModelUnavailable,
+)
 from tests.conformance.clock import ClockContract
 from tests.conformance.fake_harnesses import (
     FakeClockHarness,
@@ -24,6 +31,7 @@ from tests.conformance.mutants import breaks
 from tests.conformance.publisher import PublisherContract
 from tests.conformance.storage import ArtifactStoreContract
 from tests.fakes import FakeClock, FakeImaging, FakeModelClient, FakePublisher, FakeStorage
+from tests.fakes.imaging import fake_image
 from tests.fakes.publisher import Published
 from topics import TopicSpec
 
@@ -175,6 +183,15 @@ class NoPixelCap(FakeImaging):
 class ConvertsNothing(FakeImaging):
     def as_png(self, data: bytes) -> bytes:
         return data
+
+
+@breaks(IM, IH, "test_conversions_of_bytes_that_are_no_image_are_unreadable")
+class ConvertsGarbageToBlank(FakeImaging):
+    def as_png(self, data: bytes) -> bytes:
+        try:
+            return super().as_png(data)
+        except ImageUnreadable:
+            return fake_image(1, 1)
 
 
 @breaks(IM, IH, "test_resized_is_the_size_asked")
