@@ -10,8 +10,8 @@ from planstream.domain.records import Run, Upload
 from planstream.settings import Settings
 from tests.factories import make_step_requested
 from tests.images import floor_plan_png
-from tests.system.test_image_io import _send
 from tests.stackkit import wait_for
+from tests.system.test_image_io import _send
 
 pytestmark = pytest.mark.usefixtures("ingress_url")
 

@@ -10,8 +10,8 @@ from planstream.services.jobs import Jobs
 from planstream.settings import Settings
 from tests.factories import make_step_requested
 from tests.images import floor_plan_png
-from tests.system.test_image_io import _run_with_image
 from tests.stackkit import read_topic, wait_for
+from tests.system.test_image_io import _run_with_image
 from topics import IMAGE_READY, STEP_REQUESTED
 
 pytestmark = pytest.mark.usefixtures("ingress_url")
