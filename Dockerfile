@@ -38,6 +38,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 # Writable working directory: Faust keeps its table data under the current directory.
 WORKDIR /var/lib/planstream
-EXPOSE 18000
+# The ingress (PLANSTREAM_INGRESS_PORT) and every process's /metrics and /healthz (the port compose
+# and the chart give PLANSTREAM_METRICS_PORT).
+EXPOSE 18000 9102
 ENTRYPOINT ["planstream"]
 CMD ["serve"]

@@ -5,7 +5,13 @@ BIN := $(VENV)/bin
 PLANSTREAM := $(BIN)/planstream
 
 .PHONY: setup test test-unit test-integration lint schemas demo stack-up stack-down clean bench bench-quick \
-	chaos chaos-short
+	chaos chaos-short tools chart-files dashboards
+
+# helm, for the chart checks of `make lint`: built from source through the Go module proxy into
+# Go's bin folder when it is missing (once, about 3 minutes; docs/deploy.md). HELM=... uses another.
+HELM_VERSION := v3.22.0
+GO_BIN_DIR := $(or $(shell go env GOBIN 2>/dev/null),$(addsuffix /bin,$(firstword $(subst :, ,$(shell go env GOPATH 2>/dev/null)))),$(HOME)/go/bin)
+HELM ?= $(GO_BIN_DIR)/helm
 
 setup: $(BIN)/.installed
 
@@ -15,22 +21,41 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $@
 
-# The whole suite: starts the local stack if it is not running (reusing it if it is).
-test: setup
+# The whole suite: starts the local stack if it is not running (reusing it if it is); helm
+# renders the chart in tests/dev/test_deploy.py.
+test: setup tools
 	$(PLANSTREAM) stack up
 	$(BIN)/pytest
 
 test-unit: setup
 	$(BIN)/pytest tests/unit tests/contract
 
-lint: setup
+lint: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m planstream.dev.deploycheck --helm $(HELM)
+
+tools: $(HELM)
+
+$(HELM):
+	@command -v go >/dev/null 2>&1 || { echo "make tools: Go (1.26+, which helm $(HELM_VERSION) needs) is required to build helm"; exit 1; }
+	GOFLAGS=-mod=mod go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# The chart's copies of deploy/prometheus/*.rules.yml and deploy/grafana/dashboards/*.json, and
+# its values.schema.json (from planstream/settings.py and the service list): run after changing
+# any of them; `make lint` fails while they drift.
+chart-files: setup
+	$(BIN)/python -m planstream.dev.deploycheck sync
 
 schemas: setup
 	$(PLANSTREAM) schemas write
+
+# deploy/grafana/dashboards/*.json from planstream/dev/dashboards/ (a test fails while they drift;
+# then run `make chart-files` for the chart's copies).
+dashboards: setup
+	$(BIN)/python -m planstream.dev.dashboards write
 
 demo: setup
 	$(PLANSTREAM) demo

@@ -5,15 +5,14 @@ The sweeper and the decisions sink are plain asyncio processes; the others are F
 
 import asyncio
 import importlib
-import logging
 import os
 import sys
 
-import faust
-
 from agents import sweeper
 from planstream import crashpoints
+from planstream.adapters import logs, tracing
 from planstream.adapters.faust.app import create_app
+from planstream.adapters.faust.worker import ServiceWorker
 from planstream.adapters.kafka import decisions_sink, ensure_topics
 from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
@@ -29,7 +28,9 @@ def main(argv: list[str]) -> int:
         return 2
     service = argv[0]
     settings = Settings.from_env(os.environ)
-    level = os.environ.get("PLANSTREAM_LOG_LEVEL", "INFO")
+    # JSON lines unless told otherwise; every line says which service and instance wrote it.
+    logs.install(settings, service, "text" if settings.log_format == "text" else "json")
+    tracing.configure(settings, service, logs.instance_id(settings))
     # Topics must exist with the catalogue's partition count before Faust subscribes.
     setup_loop = asyncio.new_event_loop()
     try:
@@ -40,13 +41,11 @@ def main(argv: list[str]) -> int:
     asyncio.set_event_loop(loop)
     crashpoints.arm(settings.crashpoints)
     if service in PLAIN:
-        logging.basicConfig(level=level, format="[%(asctime)s] [%(levelname)s] %(message)s")
         PLAIN[service](settings)
         return 0
     app = create_app(settings, service)
     importlib.import_module(f"agents.{service}").build(app)
-    worker = faust.Worker(app, loop=loop, loglevel=level.lower(), quiet=True)
-    worker.execute_from_commandline()
+    ServiceWorker(app, loop).execute_from_commandline()
     return 0
 
 

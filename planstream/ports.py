@@ -22,8 +22,10 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from planstream.domain.errors import PermanentError, RetryableError
-from planstream.domain.events import Event
+from planstream.domain.events import Event, Failure, LegacyStepRequested
+from planstream.domain.rate_buckets import Bucket
 from planstream.domain.records import Artifact, Lease, LeaseRefusal, NewJob, Run
+from planstream.domain.routing import FlagChange, Flags, Route
 from topics import TopicSpec
 
 __all__ = [
@@ -35,6 +37,11 @@ __all__ = [
     "ImageUnreadable",
     "Imaging",
     "JobLeases",
+    "LegacyAnswer",
+    "LegacyCall",
+    "LegacyFunction",
+    "LegacyRefused",
+    "LegacyUnavailable",
     "ModelCall",
     "ModelCallLog",
     "ModelClient",
@@ -44,7 +51,9 @@ __all__ = [
     "ObjectTooLarge",
     "Publisher",
     "Purpose",
+    "RateLimiter",
     "Repository",
+    "Routes",
 ]
 
 Clock = Callable[[], datetime]
@@ -137,16 +146,41 @@ class ModelCall:
     latency_ms: int
     finish_reason: str | None
     error: str | None
+    transport_attempt: int = 1  # 1: a call of the step's budget; 2..: its retry after a 429/5xx
+    waited_ms: int = 0  # how long it waited for the rate limiter before it was made
 
 
 class ModelCallLog(Protocol):
-    """The record of every model call, and a step's count of them against its budget."""
+    """The record of every model call, and a step's count of them against its budget.
+
+    ``count`` counts the calls of the step's budget: first tries (``transport_attempt`` 1), not
+    the transport retries of a 429 or a 5xx (docs/model-protocol.md).
+    """
 
     async def record(self, call: ModelCall) -> None: ...
 
     async def count(
         self, run_id: str, step_id: int, purpose: Purpose, attempts: tuple[int, int]
     ) -> int: ...
+
+
+# --- the rate limiter ------------------------------------------------------------------------
+
+
+class RateLimiter(Protocol):
+    """A provider's limits for a model, shared by every process: a request and its tokens are
+    reserved before a call, corrected by the usage the answer reports, and a 429 pauses the
+    model's bucket for everyone (``planstream.domain.rate_buckets`` says how)."""
+
+    async def reserve(self, bucket: Bucket, tokens: int, max_wait_s: float) -> float | None:
+        """Reserve one request and ``tokens`` tokens; the seconds to wait before calling, or
+        None (nothing reserved) when the turn is more than ``max_wait_s`` away."""
+
+    async def settle(self, bucket: Bucket, reserved: int, used: int) -> None:
+        """The call reserved ``reserved`` tokens and used ``used``: give back or take the rest."""
+
+    async def throttle(self, bucket: Bucket, retry_after_s: float) -> None:
+        """The provider answered 429: nobody calls the model before ``retry_after_s`` from now."""
 
 
 # --- the artifact store ----------------------------------------------------------------------
@@ -269,3 +303,81 @@ class Publisher(Protocol):
     """Sends one event to a catalogue topic, keyed by its run id, and waits for the broker."""
 
     async def publish(self, spec: TopicSpec, event: Event) -> None: ...
+
+
+# --- routing: the flags and each step attempt's path (docs/migration.md) --------------------
+
+
+class Routes(Protocol):
+    """The routing flags with their history, and the path each step attempt was requested on.
+
+    ``claim`` records a step attempt's route the first time it is requested and returns the
+    recorded one ever after: a repeated request (a replay after a crash, a double click) goes
+    the way the first went, whatever the flags say by then.
+    """
+
+    async def flags(self) -> Flags: ...
+
+    async def set_flags(
+        self, updates: Mapping[str, str], *, operator: str, reason: str
+    ) -> list[FlagChange]:
+        """Apply ``updates`` (flag -> value) at once; one history row per flag whose value
+        changed, returned in flag order; a bad name or value changes nothing (FlagRefused)."""
+
+    async def history(self, limit: int) -> list[FlagChange]:
+        """The latest ``limit`` changes, newest first."""
+
+    async def claim(self, run_id: str, step_id: int, attempt: int, route: Route) -> Route: ...
+
+
+# --- the old run-pipeline-step function --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LegacyCall:
+    """One HTTP call of the old function: its outcome code (``OK``, ``WORKER_LIMIT``,
+    ``TIMEOUT``, ...; docs/migration.md), HTTP status, sizes and latency."""
+
+    code: str
+    status: int | None
+    request_bytes: int
+    response_bytes: int
+    latency_ms: int
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LegacyAnswer:
+    """The old function ran the step: its execution, the step's image, what its checks found."""
+
+    execution_id: str
+    output_artifact_id: str
+    failures: tuple[Failure, ...]
+    call: LegacyCall
+
+
+class LegacyUnavailable(RetryableError):
+    """The old function timed out, was unreachable, throttled or failed on its side."""
+
+    def __init__(self, message: str, call: LegacyCall, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.call = call
+        self.retry_after_s = retry_after_s
+
+
+class LegacyRefused(PermanentError):
+    """The old function refused the step (WORKER_LIMIT, a bad request, an unknown artifact) or
+    answered something unusable: the same request cannot succeed."""
+
+    def __init__(self, message: str, call: LegacyCall):
+        super().__init__(message)
+        self.call = call
+
+
+class LegacyFunction(Protocol):
+    """``run-pipeline-step``: one call runs one step attempt, given ids only; never retried
+    inside (the bridge spends the step's budget)."""
+
+    async def run_step(self, request: LegacyStepRequested) -> LegacyAnswer: ...

@@ -5,7 +5,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import NoneType
-from typing import Any, Final, get_args, get_origin
+from typing import Any, Final, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,8 @@ from planstream.domain.steps import DEFAULT_STEPS, LAST_STEP, StepSpec
 __all__ = ["ENV_PREFIX", "Settings"]
 
 ENV_PREFIX: Final = "PLANSTREAM_"
+_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_STACK_NAMES: Final = "kafka|postgres|s3|model|prometheus|legacy"  # the local stack's services
 
 
 def _json_value(variable: str, raw: str) -> Any:
@@ -43,8 +45,8 @@ class Settings(BaseModel):
     # Where the local stack keeps its processes' data, logs, pid files and the Kafka jars.
     work_dir: Path = Path(".planstream")
     stack_services: str = Field(
-        default="kafka,postgres,s3,model",
-        pattern=r"^((kafka|postgres|s3|model)(,(kafka|postgres|s3|model))*)?$",
+        default="kafka,postgres,s3,model,prometheus,legacy",
+        pattern=rf"^(({_STACK_NAMES})(,({_STACK_NAMES}))*)?$",
         description="what `stack up` starts; the others are expected at their addresses",
     )
     kafka_version: str = "4.1.1"
@@ -85,6 +87,38 @@ class Settings(BaseModel):
     )
     model_concurrency: int = Field(default=64, ge=1, description="model calls in flight per worker")
     model_retry_after_cap_s: float = Field(default=30.0, ge=0)
+    # The rate limiter before every model call (docs/model-protocol.md): requests and tokens per
+    # minute per model, shared by every process through PostgreSQL. The defaults are OpenAI's
+    # usage tier 2; the scripted models of the local stack are as good as unlimited.
+    model_rate_limits: dict[str, tuple[int, int]] = Field(
+        default_factory=lambda: {
+            "gpt-4o": (5_000, 450_000),
+            "gpt-4o-mini": (5_000, 2_000_000),
+            "gpt-4.1": (5_000, 450_000),
+            "gpt-image-1": (20, 250_000),
+            "planstream-scripted-vision": (100_000, 100_000_000),
+            "planstream-scripted-image": (100_000, 100_000_000),
+        },
+        description="model: (requests per minute, tokens per minute)",
+    )
+    model_rate_limit_default: tuple[int, int] = Field(
+        default=(5_000, 450_000), description="a model model_rate_limits does not list"
+    )
+    model_limiter_burst_s: float = Field(
+        default=60.0, gt=0, le=600, description="how many seconds of its limit a bucket holds"
+    )
+    model_limiter_max_wait_s: float = Field(
+        default=600.0, gt=0, description="longest wait of one step's calls for the rate limit"
+    )
+    model_limiter_recheck_s: float = Field(
+        default=5.0, gt=0, description="how often a call whose turn is too far asks again"
+    )
+    model_image_prompt_tokens: int = Field(
+        default=1_105, ge=0, description="what one image in a prompt counts, for the estimate"
+    )
+    model_transport_attempts: int = Field(
+        default=8, ge=1, le=10, description="tries of one call through 429s, 5xx, no connection"
+    )
     # USD per million tokens (input, output); a model not listed costs 0 and is logged once.
     model_prices: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {
@@ -101,8 +135,56 @@ class Settings(BaseModel):
     model_samples_dir: Path = Path(".planstream/samples")
     model_delay_s: float = Field(default=0.0, ge=0, description="added to every scripted answer")
     model_hang_s: float = Field(default=600.0, ge=0, description="how long a 'hang' lasts")
+    model_server_rpm: int = Field(default=0, ge=0, description="requests a minute; 0: no limit")
+    model_server_tpm: int = Field(default=0, ge=0, description="tokens a minute; 0: no limit")
+    model_server_burst_s: float = Field(
+        default=60.0, gt=0, description="how many seconds of its limits a model may use at once"
+    )
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 18000
+
+    # Migration (docs/migration.md): the routing flags' cache, and the old run-pipeline-step
+    # function the legacy bridge calls for the steps routed to it.
+    route_cache_s: float = Field(
+        default=5.0, gt=0, le=300, description="how long a process keeps the routing flags it read"
+    )
+    legacy_url: str = Field(
+        default="http://127.0.0.1:18090/functions/v1/run-pipeline-step",
+        pattern=r"^https?://[^\s?#]+$",
+        description="the old function's endpoint (the local stack's scripted one by default)",
+    )
+    legacy_auth_header: str = Field(
+        default="Authorization", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
+    )
+    legacy_auth_token: str = Field(
+        default="legacy-local-key",
+        min_length=1,
+        description="sent as `<legacy_auth_header>: Bearer <token>`; a secret, never logged",
+    )
+    legacy_timeout_s: float = Field(default=30.0, gt=0, le=600, description="per call")
+    legacy_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    legacy_retry_max_delay_s: float = Field(
+        default=5.0, ge=0, description="longest wait before calling again after a 429 or a 5xx"
+    )
+    legacy_max_response_bytes: int = Field(default=65_536, ge=1_024)
+    # The local stack's scripted run-pipeline-step (planstream/dev/legacy).
+    legacy_server_host: str = "127.0.0.1"
+    legacy_server_port: int = 18090
+    legacy_server_memory_mb: int = Field(
+        default=48,
+        ge=1,
+        description="what one call may hold decoded (in and out, RGBA) before WORKER_LIMIT",
+    )
+    legacy_server_max_request_bytes: int = Field(
+        default=4_096, ge=256, description="a larger request body is answered WORKER_LIMIT"
+    )
+    # Prometheus: where it answers queries; the local one listens on prometheus_port (loopback).
+    prometheus_url: str = "http://127.0.0.1:19090"
+    prometheus_port: int = 19090
+    prometheus_scrape_interval_s: float = Field(
+        default=2.0, ge=0.5, le=300, description="the local Prometheus's scrape and rule interval"
+    )
+    prometheus_retention_h: int = Field(default=24, ge=1, description="the local TSDB's retention")
 
     # Topics.
     topic_namespace: str = Field(default="", pattern=r"^[a-z0-9-]*\.?$")
@@ -157,6 +239,48 @@ class Settings(BaseModel):
     producer_linger_ms: int = Field(default=1, ge=0)
     web_port_base: int = Field(default=16066, ge=1_024, le=65_000)
 
+    # Metrics: every service process serves GET /metrics and GET /healthz on its own port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(
+        default=0, ge=0, le=65_535, description="0: no metrics endpoint (ad-hoc commands)"
+    )
+    liveness_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="/healthz says 503 once a worker's consumer (or loop) made no progress so long",
+    )
+
+    # Logs and traces (planstream/adapters/logs.py and tracing.py).
+    log_level: str = Field(default="INFO", description="planstream's own loggers")
+    log_library_level: str = Field(
+        default="WARNING", description="every other logger: aiokafka, botocore, Faust, asyncpg"
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto: JSON lines for the services, text for other commands"
+    )
+    instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="this process in logs and traces (unset: <host name>-<pid>)",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s?#]+$",
+        description="OTLP/HTTP collector, e.g. http://collector:4318 (unset: spans not exported)",
+    )
+    otel_export_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    log_max_field_chars: int = Field(
+        default=16_000, ge=200, description="a longer message or field is cut in a log line"
+    )
+
+    @field_validator("log_level", "log_library_level")
+    @classmethod
+    def _level(cls, level: str) -> str:
+        named = level.upper()
+        if named not in _LOG_LEVELS:
+            raise ValueError(f"{level!r} is none of {', '.join(_LOG_LEVELS)}")
+        return named
+
     @model_validator(mode="after")
     def _timeouts_inside_the_lease(self) -> "Settings":
         slowest = self.max_attempts * (self.model_timeout_s + self.model_retry_after_cap_s)
@@ -166,6 +290,30 @@ class Settings(BaseModel):
                 f"model_retry_after_cap_s) = {slowest:g}, or a live worker's lease expires"
             )
         return self
+
+    @model_validator(mode="after")
+    def _liveness_above_the_loops(self) -> "Settings":
+        slowest = max(self.sweeper_interval_s, self.sink_batch_s, self.consumer_repair_s)
+        if self.liveness_s <= 2 * slowest:
+            raise ValueError(
+                f"liveness_s ({self.liveness_s:g}) must exceed twice the slowest loop period "
+                f"({slowest:g} s), or a live process reports itself stalled"
+            )
+        return self
+
+    @field_validator("model_rate_limits")
+    @classmethod
+    def _rate_limits(cls, limits: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        for model, limit in limits.items():
+            cls._positive_limit(limit, model)
+        return limits
+
+    @field_validator("model_rate_limit_default")
+    @classmethod
+    def _positive_limit(cls, limit: tuple[int, int], model: str = "default") -> tuple[int, int]:
+        if min(limit) < 1:
+            raise ValueError(f"the rate limit of {model} needs 1 request and 1 token a minute")
+        return limit
 
     @field_validator("model_image_sizes")
     @classmethod

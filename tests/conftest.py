@@ -69,8 +69,9 @@ async def s3(settings: Settings) -> AsyncIterator[object]:
 
 
 @pytest.fixture(scope="session")
-def logs() -> Path:
-    folder = ROOT / ".planstream" / "test-logs"
+def logs(settings: Settings) -> Path:
+    """The services' logs of this session (its own folder: sessions may run side by side)."""
+    folder = ROOT / ".planstream" / "test-logs" / settings.app_id_suffix.lstrip("-")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

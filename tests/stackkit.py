@@ -28,6 +28,10 @@ def isolated_settings(base: Settings) -> Settings:
         model_retry_after_cap_s=5.0,
         lease_s=60,
         sweeper_interval_s=1.0,
+        # A routing flag change reaches every process within a second, and the old function's
+        # calls (3 x (10 + 5) s at worst) stay inside the lease (docs/migration.md).
+        route_cache_s=1.0,
+        legacy_timeout_s=10.0,
     )
 
 

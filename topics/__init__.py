@@ -20,6 +20,7 @@ __all__ = [
     "IMAGE_READY",
     "INFO_EXTRACTED",
     "INFO_REQUESTED",
+    "LEGACY_REQUESTED",
     "RENDER_REQUESTED",
     "RUN_BLOCKED",
     "RUN_COMPLETED",
@@ -90,6 +91,11 @@ RENDER_REQUESTED = TopicSpec(
     events.RenderRequested,
     "the Supervisor asks for the next step's render",
 )
+LEGACY_REQUESTED = TopicSpec(
+    "planstream.legacy.step.requested.v1",
+    events.LegacyStepRequested,
+    "a step attempt routed to the old run-pipeline-step function (the legacy bridge)",
+)
 RUN_REVIEWED = TopicSpec(
     "planstream.run.reviewed.v1", events.RunReviewed, "a human decided on a blocked run"
 )
@@ -112,6 +118,7 @@ CATALOGUE: Final[tuple[TopicSpec, ...]] = (
     RUN_BLOCKED,
     RUN_REVIEWED,
     RENDER_REQUESTED,
+    LEGACY_REQUESTED,
     DEAD_LETTER,
 )
 

@@ -8,20 +8,25 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from planstream.adapters.imaging import PillowImaging
+from planstream.adapters.legacy import LegacyClient
 from planstream.adapters.model import ModelClient
 from planstream.adapters.postgres.db import OUTAGE_ERRORS, create_pool
 from planstream.adapters.postgres.leases import JobLeases
 from planstream.adapters.postgres.model_calls import ModelCallLog
+from planstream.adapters.postgres.rate_limiter import RateLimiter
 from planstream.adapters.postgres.repository import Repository
+from planstream.adapters.postgres.routes import Routes
 from planstream.adapters.storage import Storage
 from planstream.domain.ids import new_id
-from planstream.ports import Publisher
+from planstream.domain.service_names import job_service
+from planstream.ports import LegacyFunction, Publisher
 from planstream.services.jobs import Jobs
+from planstream.services.routing import Routing
 from planstream.services.runtime import Runtime, utc_now
 from planstream.services.signing import SignedUrls
 from planstream.settings import Settings
 
-__all__ = ["open_runtime"]
+__all__ = ["open_legacy_function", "open_runtime"]
 
 
 async def open_runtime(
@@ -50,7 +55,23 @@ async def open_runtime(
         publisher=publisher,
         imaging=PillowImaging(),
         signed_urls=SignedUrls(repo, storage, settings, utc_now),
-        jobs=Jobs(leases, settings, service, worker_id=f"{service}-{new_id('job')[4:16]}"),
+        jobs=Jobs(
+            leases,
+            settings,
+            job_service(service),
+            worker_id=f"{service}-{new_id('job')[4:16]}",
+        ),
+        limiter=RateLimiter(pool),
+        routing=Routing(Routes(pool), settings.route_cache_s, utc_now),
         outage_errors=OUTAGE_ERRORS,
     )
     return runtime, stack.aclose
+
+
+async def open_legacy_function(
+    settings: Settings,
+) -> tuple[LegacyFunction, Callable[[], Awaitable[None]]]:
+    """The old run-pipeline-step function's client (the legacy bridge's); and its closer."""
+    client = LegacyClient(settings)
+    await client.start()
+    return client, client.stop

@@ -17,6 +17,7 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
+from planstream.adapters import tracing
 from planstream.ports import ChatAnswer, ImageAnswer, ModelRefused, ModelUnavailable
 from planstream.settings import Settings
 
@@ -29,6 +30,14 @@ _KEY_SHAPED = re.compile(r"(?:sk|pk|rk)-[A-Za-z0-9_-]{6,}|(?i:bearer)\s+[A-Za-z0
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """The wait the server asked for: ``retry-after-ms`` (OpenAI's, precise) or ``Retry-After``
+    (whole seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms") if headers is not None else None
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
     value = headers.get("retry-after") if headers is not None else None
     if not value:
         return None
@@ -103,7 +112,22 @@ class ModelClient:
         schema_name: str,
         schema: dict[str, Any],
     ) -> ChatAnswer:
-        """A structured answer against ``schema`` (strict); size-capped, never retried here."""
+        """A structured answer against ``schema`` (strict); size-capped, never retried here.
+        Each call is one span (``planstream.adapters.tracing``)."""
+        with tracing.model_span("chat", model, {"planstream.schema": schema_name}) as span:
+            answer = await self._chat(model, messages, schema_name, schema)
+            tracing.record_usage(
+                span, answer.input_tokens, answer.output_tokens, answer.finish_reason
+            )
+            return answer
+
+    async def _chat(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        schema_name: str,
+        schema: dict[str, Any],
+    ) -> ChatAnswer:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._settings.model_timeout_s):
@@ -141,7 +165,17 @@ class ModelClient:
     async def edit_image(
         self, *, model: str, image_png: bytes, prompt: str, width: int, height: int
     ) -> ImageAnswer:
-        """The model's edit of ``image_png`` at exactly ``width`` x ``height`` (as it claims)."""
+        """The model's edit of ``image_png`` at exactly ``width`` x ``height`` (as it claims).
+        Each call is one span (``planstream.adapters.tracing``)."""
+        size = f"{width}x{height}"
+        with tracing.model_span("image_edit", model, {"planstream.size": size}) as span:
+            answer = await self._edit_image(model, image_png, prompt, width, height)
+            tracing.record_usage(span, answer.input_tokens, answer.output_tokens, None)
+            return answer
+
+    async def _edit_image(
+        self, model: str, image_png: bytes, prompt: str, width: int, height: int
+    ) -> ImageAnswer:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._settings.model_timeout_s):

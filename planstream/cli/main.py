@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -11,15 +10,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from planstream.cli import flags
 from planstream.domain.errors import PlanstreamError
 from planstream.domain.service_names import WORKERS
-from planstream.settings import Settings
+from planstream.settings import ENV_PREFIX, Settings
 
 __all__ = ["DEV_COMMANDS", "main"]
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
-DEV_COMMANDS: Final = frozenset({"stack", "up", "demo", "samples", "model-server", "bench"})
+_SERVICES: Final = {"serve": "ingress"}
+"""The commands that run a service here, and the name their log lines carry (``worker``
+hands over to ``python -m agents``, which installs its own)."""
+DEV_COMMANDS: Final = frozenset(
+    {"stack", "up", "demo", "samples", "model-server", "legacy-function", "bench"}
+)
 """The commands that run the dev tools (planstream.dev): not in the wheel or the image."""
 _NO_DEV_TOOLS: Final = (
     "planstream {command}: a dev tool, not part of the installed package: run it from a checkout "
@@ -157,6 +162,13 @@ def _model_server(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _legacy_function(args: argparse.Namespace, settings: Settings) -> int:
+    from planstream.dev.legacy import server
+
+    server.serve(settings)
+    return 0
+
+
 def _add_runs(sub: Any) -> None:
     """`planstream runs create | show | approve | retry | reject`."""
     runs = sub.add_parser("runs", help="create and inspect runs through the ingress")
@@ -220,6 +232,9 @@ def _add_tools(sub: Any) -> None:
     model_server = sub.add_parser("model-server", help="run the scripted OpenAI-compatible server")
     model_server.set_defaults(handler=_model_server)
 
+    legacy = sub.add_parser("legacy-function", help="run the scripted old run-pipeline-step")
+    legacy.set_defaults(handler=_legacy_function)
+
     bench = sub.add_parser("bench", help="benchmarks against raw baselines on the local stack")
     bench.add_argument("--quick", action="store_true", help="the quick profile (< 5 minutes)")
     bench.add_argument("--profile", choices=["full", "quick", "tiny"], default="full")
@@ -230,6 +245,13 @@ def _add_tools(sub: Any) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planstream", description=__doc__)
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        default=None,
+        help="log lines as JSON or text (default PLANSTREAM_LOG_FORMAT, auto: JSON for the "
+        "services, text for other commands)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="the local stack: Kafka, PostgreSQL, S3, model server")
@@ -265,6 +287,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=_worker)
 
     _add_runs(sub)
+    flags.add_parser(sub)
 
     _add_tools(sub)
     return parser
@@ -273,12 +296,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, build settings from the environment and run one command."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("PLANSTREAM_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
     try:
         settings = Settings.from_env(os.environ)
+        _observe(args, settings)
         handler: Handler = args.handler
         return handler(args, settings)
     except PlanstreamError as exc:
@@ -291,6 +311,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _observe(args: argparse.Namespace, settings: Settings) -> None:
+    """Install the logs (and, for the ingress, the traces) of this command.
+
+    A service (``serve``; ``worker`` hands over to ``python -m agents``) logs JSON lines unless
+    told ``--log-format text``; every other command logs text to standard error, so what it
+    prints on standard output is its answer alone.
+    """
+    from planstream.adapters import logs
+
+    if args.log_format is not None:
+        settings = settings.with_overrides(log_format=args.log_format)
+        os.environ[f"{ENV_PREFIX}LOG_FORMAT"] = args.log_format  # for the worker `worker` execs
+    service = _SERVICES.get(args.command)
+    form = settings.log_format
+    if form == "auto":
+        form = "json" if service is not None else "text"
+    logs.install(settings, service or f"cli-{args.command}", form)
+    if service is not None:
+        from planstream.adapters import tracing
+
+        tracing.configure(settings, service, logs.instance_id(settings))
 
 
 def _is_dev_tools(module: str | None) -> bool:

@@ -44,8 +44,18 @@ def isolated(base: Settings, tag: str, **overrides: Any) -> Settings:
         "app_id_suffix": f"-{tag}",
         "s3_bucket": f"planstream-{tag}",
         "postgres_dsn": base.dsn.rsplit("/", 1)[0] + f"/planstream_{tag}",
+        "legacy_url": _legacy_project(base.legacy_url, f"planstream_{tag}"),
     }
     return base.with_overrides(**(own | overrides))
+
+
+def _legacy_project(url: str, database: str) -> str:
+    """The scripted old function's endpoint for ``database`` (``/projects/<db>/functions/...``);
+    any other endpoint as it is."""
+    origin, functions, rest = url.partition("/functions/")
+    if not functions or "/projects/" in origin:
+        return url
+    return f"{origin}/projects/{database}/functions/{rest}"
 
 
 def database_name(settings: Settings) -> str:

@@ -5,10 +5,16 @@ the benchmarks run services with ``running``; the fault suite's rig starts its o
 pid files) but builds their environment, waits for them and stops them with the same functions.
 Each service runs with the caller's settings, logs to its own file, counts as started once its log
 says it is ready, and is stopped (SIGTERM, then SIGKILL) when the block ends.
+
+Each child gets its own metrics port (``/metrics``, ``/healthz``); ``running`` lists them for
+Prometheus in a file_sd targets file under ``<work_dir>/prometheus/targets/``, removed when the
+block ends.
 """
 
 import asyncio
 import contextlib
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +30,7 @@ from pathlib import Path
 from planstream.adapters.kafka import ensure_topics
 from planstream.adapters.postgres.db import migrate
 from planstream.adapters.storage import Storage
+from planstream.dev.isolation import free_port
 from planstream.domain.service_names import WORKERS
 from planstream.settings import ENV_PREFIX, Settings
 
@@ -40,13 +47,16 @@ __all__ = [
     "serve_all",
     "service",
     "stop",
+    "targets_dir",
     "wait_ready",
     "worker",
+    "write_targets",
 ]
 
 _STOP_WAIT_S = 30.0
 _KILL_WAIT_S = 30.0
 _POLL_S = 0.2
+_TARGET_FILES = itertools.count(1)  # one targets file per `running` block of this process
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,49 @@ def _tail(log_path: Path) -> str:
     return f"(log {log_path})\n" + log_path.read_text(errors="replace")[-3_000:]
 
 
+def targets_dir(settings: Settings) -> Path:
+    """Where ``running`` lists its processes' metrics endpoints for Prometheus (file_sd)."""
+    return settings.work_dir / "prometheus" / "targets"
+
+
+def _namespace(settings: Settings) -> str:
+    return settings.topic_namespace.rstrip(".") or "default"
+
+
+def write_targets(path: Path, settings: Settings, ports: Mapping[str, int]) -> None:
+    """Write the file_sd targets of the processes ``ports`` names (name -> metrics port), at
+    once: Prometheus never reads half a file."""
+    anywhere = settings.metrics_host in ("", "0.0.0.0", "::")  # noqa: S104 - a comparison
+    host = "127.0.0.1" if anywhere else settings.metrics_host
+    namespace = _namespace(settings)
+    entries = [
+        {"targets": [f"{host}:{port}"], "labels": {"process": name, "namespace": namespace}}
+        for name, port in ports.items()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial_path = path.with_suffix(".tmp")
+    partial_path.write_text(json.dumps(entries, indent=2) + "\n")
+    partial_path.replace(path)
+
+
+def _remove_stale_targets(folder: Path) -> None:
+    """Remove the targets files of launchers that died without removing theirs."""
+    for path in folder.glob("*-*-*.json"):
+        pid = path.stem.rsplit("-", 2)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def everything() -> list[Service]:
     """The ingress and every worker."""
     return [ingress(), *(worker(name) for name in WORKERS)]
@@ -167,7 +220,8 @@ def serve_all(settings: Settings, log_dir: Path) -> None:
     with running(settings, everything(), log_dir):
         print(
             f"ingress on http://{settings.ingress_host}:{settings.ingress_port}, "
-            f"{len(WORKERS)} workers; logs in {log_dir}; Ctrl-C stops them",
+            f"{len(WORKERS)} workers; logs in {log_dir}; metrics targets in "
+            f"{targets_dir(settings)}; Ctrl-C stops them",
             flush=True,
         )
         stop.wait()
@@ -177,18 +231,25 @@ def serve_all(settings: Settings, log_dir: Path) -> None:
 def running(
     settings: Settings, services: Sequence[Service], log_dir: Path, timeout_s: float = 120
 ) -> Iterator[None]:
-    """Run ``services`` with ``settings`` until the block ends, all started, then all ready."""
+    """Run ``services`` with ``settings`` until the block ends, all started, then all ready;
+    each on its own metrics port, listed in a targets file (``targets_dir``) meanwhile."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = child_env(settings)
     logs = [log_dir / f"{child.name}.log" for child in services]
+    ports = {child.name: free_port() for child in services}
+    folder = targets_dir(settings)
+    _remove_stale_targets(folder)
+    targets = folder / f"{_namespace(settings)}-{os.getpid()}-{next(_TARGET_FILES)}.json"
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for child, log in zip(services, logs, strict=True):
+            env = child_env(settings, {"PLANSTREAM_METRICS_PORT": str(ports[child.name])})
             processes.append(_start(child, env, log))
+        write_targets(targets, settings, ports)
         deadline = time.monotonic() + timeout_s
         for child, process, log in zip(services, processes, logs, strict=True):
             ready = partial(log_holds, log, child.ready)
             wait_ready(child.name, process, ready, deadline, partial(_tail, log))
         yield
     finally:
+        targets.unlink(missing_ok=True)
         stop(processes)

@@ -27,6 +27,7 @@ __all__ = [
     "ImageReady",
     "InfoExtracted",
     "InfoRequested",
+    "LegacyStepRequested",
     "OutcomeBlockReason",
     "Quality",
     "RenderRequested",
@@ -191,10 +192,13 @@ class ComparisonCompleted(StepEvent):
 
 
 class DecisionMade(StepEvent):
-    """The Supervisor decided the step: proceed, retry or block, with its audit."""
+    """The Supervisor decided the step: proceed, retry or block, with its audit. On the legacy
+    path the bridge decides (``decided_by = legacy``) on what the old function reported; that
+    value was added inside v1 as an optional field would be: a reader that forbids it refuses
+    only the decisions of steps routed to legacy, which no default routes."""
 
     kind: Literal["decision.made"] = "decision.made"
-    decided_by: Literal["supervisor", "reviewer"] = "supervisor"
+    decided_by: Literal["supervisor", "reviewer", "legacy"] = "supervisor"
     decision: Decision
     block_reason: BlockReason | None
     failures: list[Failure] = Field(default_factory=list, max_length=MAX_LISTED_FAILURES)
@@ -232,6 +236,16 @@ class RenderRequested(StepEvent):
     quality: Quality
 
 
+class LegacyStepRequested(StepEvent):
+    """A step attempt routed to the old ``run-pipeline-step`` function (docs/migration.md):
+    the legacy bridge calls it with these ids, never an image or a URL."""
+
+    kind: Literal["legacy.step.requested"] = "legacy.step.requested"
+    input_artifact_ids: list[ArtifactId] = Field(min_length=1, max_length=8)
+    quality: Quality
+    requested_by: Literal["client", "supervisor", "legacy", "operator"]
+
+
 class RunReviewed(Event):
     """A human approved, retried or rejected a blocked run."""
 
@@ -252,7 +266,8 @@ AnyEvent: TypeAlias = Annotated[
     | RunCompleted
     | RunBlocked
     | RunReviewed
-    | RenderRequested,
+    | RenderRequested
+    | LegacyStepRequested,
     Field(discriminator="kind"),
 ]
 
@@ -268,4 +283,5 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     RunBlocked,
     RunReviewed,
     RenderRequested,
+    LegacyStepRequested,
 )

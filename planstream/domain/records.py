@@ -82,11 +82,13 @@ class NewJob:
 
 @dataclass(frozen=True)
 class Lease:
-    """A worker's hold on a job: every write of the job's result presents ``epoch``."""
+    """A worker's hold on a job: every write of the job's result presents ``epoch``.
+    ``taken_over``: another worker held the job and its lease had expired."""
 
     job_id: str
     epoch: int
     deliveries: int
+    taken_over: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 ``CATALOGUE`` is docs/contracts/RULES.md's table, in its order: failures are listed, and ranked by
 ``decide``'s contract test, in that order. The rules RULES.md leaves to the pipeline (model calls,
-a lost worker) are ``PIPELINE_RULES``, kept apart so that ``CATALOGUE`` stays RULES.md's table;
-``ALL_RULES`` is both. A block names its first critical rule or one of ``BLOCK_REASONS``, typed by
-the wire's ``OutcomeBlockReason`` (events.py), so no other spelling passes mypy. The checks return
-failures in catalogue order: upstream, document, request, then ``decisions.audit_failures``.
+a lost worker, the old function on the legacy path) are ``PIPELINE_RULES``, kept apart so that
+``CATALOGUE`` stays RULES.md's table; ``ALL_RULES`` is both. A block names its first critical
+rule or one of ``BLOCK_REASONS``, typed by the wire's ``OutcomeBlockReason`` (events.py), so no
+other spelling passes mypy. The checks return failures in catalogue order: upstream, document,
+request, then ``decisions.audit_failures``.
 """
 
 from collections import Counter
@@ -30,6 +31,7 @@ __all__ = [
     "IMAGE_DIMENSIONS_INVALID",
     "IMAGE_SIZE_MISMATCH",
     "IMAGE_UNREADABLE",
+    "LEGACY_FAILED",
     "LOW_CONFIDENCE_RATIO",
     "MISSING_CRITICAL_SPACE",
     "MODEL_REFUSED",
@@ -203,7 +205,18 @@ WORKER_LOST: Final = Rule(
     "The step's worker stopped on every delivery; check its logs, then retry the run.",
 )
 
-PIPELINE_RULES: Final[tuple[Rule, ...]] = (MODEL_UNAVAILABLE, MODEL_REFUSED, WORKER_LOST)
+LEGACY_FAILED: Final = Rule(
+    "LEGACY_FAILED",
+    "high",
+    "The old run-pipeline-step failed (WORKER_LIMIT?); route the step to new, then retry.",
+)
+
+PIPELINE_RULES: Final[tuple[Rule, ...]] = (
+    MODEL_UNAVAILABLE,
+    MODEL_REFUSED,
+    WORKER_LOST,
+    LEGACY_FAILED,
+)
 """The rules the pipeline adds to RULES.md's; ``decide`` never computes them."""
 ALL_RULES: Final[tuple[Rule, ...]] = CATALOGUE + PIPELINE_RULES
 """Every rule planstream can emit."""

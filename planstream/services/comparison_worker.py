@@ -35,6 +35,7 @@ from planstream.domain.spaces import (
     parse_json,
 )
 from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
+from planstream.services.rate_limits import prompt_tokens
 from planstream.services.runtime import Runtime
 from planstream.services.step_attempt import hold_step, step_versions
 from topics import COMPARISON_COMPLETED, INFO_EXTRACTED
@@ -127,11 +128,13 @@ class ComparisonWorker:
     ) -> list[Failure]:
         rt = self._rt
         model = rt.settings.model_text
+        messages = comparison_messages(request_text, spaces)
+        estimate = prompt_tokens(messages, COMPARISON.schema, rt.settings.model_image_prompt_tokens)
         answered = await self._caller.call(
-            CallSpec(extracted, job_id, "compare", model, COMPARISON.version),
+            CallSpec(extracted, job_id, "compare", model, COMPARISON.version, estimate),
             lambda: rt.model.chat(
                 model=model,
-                messages=comparison_messages(request_text, spaces),
+                messages=messages,
                 schema_name=COMPARISON.schema_name,
                 schema=COMPARISON.schema,
             ),

@@ -20,6 +20,7 @@ from planstream.domain.prompts import EXTRACTION, extraction_messages
 from planstream.domain.records import ArtifactKind
 from planstream.services.jobs import StepWork
 from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
+from planstream.services.rate_limits import prompt_tokens
 from planstream.services.runtime import Runtime
 from planstream.services.step_attempt import step_versions, store_by_digest
 from topics import IMAGE_READY, INFO_EXTRACTED, INFO_REQUESTED
@@ -83,12 +84,14 @@ class InfoWorker:
         """Ask the model within the step's budget, keep its raw answer, judge and store it."""
         rt = self._rt
         model = rt.settings.model_vision
-        spec = CallSpec(request, work.lease.job_id, "extract", model, EXTRACTION.version)
+        messages = extraction_messages(url)
+        estimate = prompt_tokens(messages, self._schema, rt.settings.model_image_prompt_tokens)
+        spec = CallSpec(request, work.lease.job_id, "extract", model, EXTRACTION.version, estimate)
         answered = await self._caller.call(
             spec,
             lambda: rt.model.chat(
                 model=model,
-                messages=extraction_messages(url),
+                messages=messages,
                 schema_name=EXTRACTION.schema_name,
                 schema=self._schema,
             ),

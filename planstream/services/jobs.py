@@ -12,6 +12,7 @@ from planstream.domain.events import StepEvent
 from planstream.domain.ids import new_id
 from planstream.domain.records import Lease, NewJob
 from planstream.ports import JobLeases
+from planstream.services import metrics
 from planstream.settings import Settings
 from topics import TopicSpec
 
@@ -118,6 +119,8 @@ class Jobs:
                 extra={"run_id": event.run_id, "step_id": event.step_id, "attempt": event.attempt},
             )
             return None
+        if lease.taken_over:
+            metrics.count_takeover(self.service)
         return StepWork(lease, self._leases, self._settings.lease_s)
 
     async def finish(
@@ -140,6 +143,7 @@ class Jobs:
             stack=stack,
         )
         if not accepted:
+            metrics.count_stale_write(self.service)
             log.warning(
                 "stale lease: the job's result was refused",
                 extra={"job_id": work.lease.job_id, "epoch": work.lease.epoch},

@@ -18,6 +18,7 @@ from planstream.domain.rules import IMAGE_DIMENSIONS_INVALID, IMAGE_UNREADABLE
 from planstream.domain.steps import step_spec
 from planstream.ports import ImageAnswer, ImageUnreadable
 from planstream.services.model_budget import BudgetedCaller, CallSpec, Usage
+from planstream.services.rate_limits import prompt_tokens
 from planstream.services.runtime import Runtime
 from planstream.services.step_attempt import step_versions, store_by_digest
 from planstream.services.upstream import report_failure
@@ -60,8 +61,10 @@ class RenderWorker:
             png = await asyncio.to_thread(rt.imaging.as_png, data)
             spec = step_spec(rt.settings.step_catalogue, request.step_id)
             model = rt.settings.model_image
+            estimate = prompt_tokens(spec.prompt, {}, 0) + rt.settings.model_image_prompt_tokens
+            job_id, version = work.lease.job_id, spec.prompt_version
             answered = await self._caller.call(
-                CallSpec(request, work.lease.job_id, "render", model, spec.prompt_version),
+                CallSpec(request, job_id, "render", model, version, estimate),
                 lambda: rt.model.edit_image(
                     model=model, image_png=png, prompt=spec.prompt, width=asked[0], height=asked[1]
                 ),

@@ -37,14 +37,18 @@ async def call_with_retries(
     *,
     what: str,
     draw: Callable[[], float] = random.random,
+    on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
-    """Run ``call``; retry RetryableError up to the policy's attempts, re-raising the last."""
+    """Run ``call``; retry RetryableError up to the policy's attempts, re-raising the last.
+    ``on_retry`` hears of each retry (to count it)."""
     for failures in range(1, policy.attempts + 1):
         try:
             return await call()
         except RetryableError as exc:
             if failures == policy.attempts:
                 raise
+            if on_retry is not None:
+                on_retry(exc)
             delay = backoff_delay(policy, failures, draw())
             log.warning("%s failed (%s); retry %d in %.2fs", what, exc, failures, delay)
             await asyncio.sleep(delay)
@@ -59,9 +63,11 @@ async def call_through_outages(
     what: str,
     draw: Callable[[], float] = random.random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """Run ``call``; while it fails with one of ``outages`` (a dependency is down, not the
-    work), wait with backoff and try again, for as long as the outage lasts."""
+    work), wait with backoff and try again, for as long as the outage lasts. ``on_retry``
+    hears of each try again (to count it)."""
     policy = RetryPolicy(base_delay_s=0.5, max_delay_s=max_delay_s)
     failures = 0
     while True:
@@ -69,6 +75,8 @@ async def call_through_outages(
             return await call()
         except outages as exc:
             failures += 1
+            if on_retry is not None:
+                on_retry(exc)
             delay = backoff_delay(policy, failures, draw())
             log.warning("%s: outage (%s); try %d again in %.1fs", what, exc, failures, delay)
             await sleep(delay)

@@ -4,6 +4,8 @@ Typed against ``planstream.ports`` only; ``planstream.adapters.composition`` fil
 the real adapters, a test with the fakes in ``tests/fakes``.
 """
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,9 +16,11 @@ from planstream.ports import (
     ModelCallLog,
     ModelClient,
     Publisher,
+    RateLimiter,
     Repository,
 )
 from planstream.services.jobs import Jobs
+from planstream.services.routing import Routing
 from planstream.services.signing import SignedUrls
 from planstream.settings import Settings
 
@@ -34,6 +38,8 @@ class Runtime:
 
     ``outage_errors`` are the exceptions that mean a dependency (PostgreSQL) is down rather than
     the work being bad: a write that fails with one is waited out, not counted as a failure.
+    ``sleep`` is how the services wait (for the rate limiter, a backoff): ``asyncio.sleep``, or
+    in a test one that moves the fake clock.
     """
 
     settings: Settings
@@ -45,5 +51,8 @@ class Runtime:
     imaging: Imaging
     signed_urls: SignedUrls
     jobs: Jobs
+    limiter: RateLimiter
+    routing: Routing
     outage_errors: tuple[type[BaseException], ...] = ()
     clock: Clock = utc_now
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -36,10 +36,19 @@ from planstream.domain.events import (
 from planstream.domain.ids import new_id
 from planstream.domain.prompts import AUDIT, audit_messages
 from planstream.domain.records import Run
-from planstream.domain.rules import REJECTED_BY_REVIEWER, SCHEMA_INVALID, Policy, clean_detail
+from planstream.domain.rules import (
+    MODEL_REFUSED,
+    REJECTED_BY_REVIEWER,
+    SCHEMA_INVALID,
+    Policy,
+    clean_detail,
+)
 from planstream.domain.spaces import JsonRejected, parse_json
+from planstream.services import metrics
 from planstream.services.jobs import StepWork
 from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
+from planstream.services.rate_limits import prompt_tokens
+from planstream.services.routing import path_of
 from planstream.services.run_flow import RunFlow
 from planstream.services.runtime import Runtime
 from planstream.services.step_attempt import hold_step, step_versions
@@ -58,6 +67,7 @@ class _Audited:
     audit: Audit | None
     failure: Failure | None
     note: str | None
+    outcome: str  # planstream_audits_total: scored | invalid | unavailable | refused | no_image
 
 
 class Supervisor:
@@ -98,6 +108,7 @@ class Supervisor:
                 versions=step_versions(AUDIT.version, rt.settings.model_vision),
             )
             await self._settle(decision, run, work)
+            metrics.count_audit(audited.outcome, decision.consistency_score)
 
     async def on_step_failed(self, failed: StepFailed) -> None:
         """An upstream failure (Image I/O, render): decided like any failure, without an audit."""
@@ -120,7 +131,7 @@ class Supervisor:
                 versions=None,
             )
             again = await self._again(failed) if result.decision == "retry" else None
-            await self._settle(decision, held.run, work, again)
+            await self._settle(decision, held.run, work, again)  # None: requested on its route
 
     async def on_review(self, review: RunReviewed) -> None:
         """A reviewer's decision on a blocked run, stored and carried out like any other."""
@@ -168,14 +179,17 @@ class Supervisor:
         first, _ = budget_window(event.attempt, limit)
         return RetryBudget(max(event.attempt - first + 1, calls_in_window), limit)
 
-    async def _again(self, failed: StepFailed) -> tuple[TopicSpec, Event]:
-        """The failed service's request once more, as the step's next attempt."""
+    async def _again(self, failed: StepFailed) -> tuple[TopicSpec, Event] | None:
+        """The failed service's request once more, as the step's next attempt; None when the
+        next attempt's route is the other path (the run flow then requests it there)."""
         stored = await self._rt.repo.job_event(failed.job_id) if failed.job_id else None
         if stored is None:
             raise RecordMissing(f"no request is kept for the job that failed: {failed.job_id}")
         spec = by_name(stored[0])
         assert spec.value_model is not None
         attempt = failed.attempt + 1
+        if await self._rt.routing.route(failed.run_id, failed.step_id, attempt) != path_of(spec):
+            return None
         event = spec.value_model.model_validate(
             {
                 **stored[1],
@@ -230,28 +244,31 @@ class Supervisor:
         rt = self._rt
         image = await rt.repo.artifact(completed.image_artifact_id)
         if image is None:
-            return _Audited(None, None, "the step's image is gone: nothing to audit")
+            return _Audited(None, None, "the step's image is gone: nothing to audit", "no_image")
         url = await rt.signed_urls.for_artifact(image)
         spaces = await self._spaces(completed)
         results = [f.model_dump(mode="json") for f in completed.failures]
         model = rt.settings.model_vision
+        messages = audit_messages(url, spaces, results, run.request_text)
+        estimate = prompt_tokens(messages, AUDIT.schema, rt.settings.model_image_prompt_tokens)
         answered = await self._caller.call(
-            CallSpec(completed, work.lease.job_id, "audit", model, AUDIT.version),
+            CallSpec(completed, work.lease.job_id, "audit", model, AUDIT.version, estimate),
             lambda: rt.model.chat(
                 model=model,
-                messages=audit_messages(url, spaces, results, run.request_text),
+                messages=messages,
                 schema_name=AUDIT.schema_name,
                 schema=AUDIT.schema,
             ),
             chat_usage,
         )
         if answered.answer is None:
-            return _Audited(None, answered.failure, None)
+            refused = answered.failure is not None and answered.failure.rule == MODEL_REFUSED.name
+            return _Audited(None, answered.failure, None, "refused" if refused else "unavailable")
         audit = _parse_audit(answered.answer.content)
         if audit is None:
             failure = SCHEMA_INVALID.failure("the audit answer is not decision_audit_v1")
-            return _Audited(None, failure, None)
-        return _Audited(audit, None, None)
+            return _Audited(None, failure, None, "invalid")
+        return _Audited(audit, None, None, "scored")
 
     async def _spaces(self, completed: ComparisonCompleted) -> object:
         rt = self._rt

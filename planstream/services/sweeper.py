@@ -40,7 +40,10 @@ class Sweeper:
             try:
                 await self._handle(job)
             except Exception:  # one bad job must not stop the others' re-drives
-                log.exception("could not re-drive a job", extra={"job_id": job["job_id"]})
+                log.exception(
+                    "could not re-drive a job",
+                    extra={k: job[k] for k in ("job_id", "run_id", "step_id", "attempt")},
+                )
         return len(expired)
 
     async def _handle(self, job: dict[str, Any]) -> None:
@@ -50,7 +53,13 @@ class Sweeper:
         assert spec.value_model is not None
         event = spec.value_model.model_validate(job["payload_ref"]["event"])
         assert isinstance(event, StepEvent)
-        fields = {"job_id": job["job_id"], "run_id": job["run_id"], "service": job["service"]}
+        fields = {
+            "job_id": job["job_id"],
+            "run_id": job["run_id"],
+            "step_id": job["step_id"],
+            "attempt": job["attempt"],
+            "job_service": job["service"],  # the job's; the line's ``service`` is the sweeper
+        }
         never_leased = job["status"] == "pending"
         spent = job["redrives"] if never_leased else job["attempts"]
         if spent < job["max_attempts"]:

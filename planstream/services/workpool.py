@@ -9,6 +9,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 
+from planstream.services import metrics
+
 __all__ = ["WorkPool"]
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,7 @@ class WorkPool:
         self._name = name
         self._tails: dict[Hashable, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        metrics.watch_work_pool(name, limit, lambda: self.in_flight)
 
     @property
     def in_flight(self) -> int:

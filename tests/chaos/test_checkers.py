@@ -187,6 +187,31 @@ async def test_i2_logical_duplicate_is_reported(conn: asyncpg.Connection) -> Non
     assert figures.value("dup_decisions_logical") == 1
 
 
+async def test_i2_a_step_attempt_on_both_paths_is_reported(conn: asyncpg.Connection) -> None:
+    """The same step attempt run by a planstream service and the old function, and decided by
+    the Supervisor and the legacy bridge: a flip that let it through on both paths."""
+    run, clean = await _run(conn, "completed"), await _run(conn, "completed")
+    for service in ("render_worker", "legacy"):
+        await _job(conn, run, service, step_id=2)
+    supervisor = _decision(run, step=2)
+    await _decide(conn, supervisor)
+    legacy = supervisor.model_copy(
+        update={
+            "event_id": _id("evt"),
+            "decided_by": "legacy",
+            "idempotency_key": f"{supervisor.idempotency_key}:legacy",
+        }
+    )
+    await _decide(conn, legacy)
+    await _job(conn, clean, "legacy", step_id=2)  # one path, decided by the Supervisor after
+    await _job(conn, clean, "supervisor", step_id=2)  # the sweeper gave its job up: fine
+    await _decide(conn, _decision(clean, step=2))
+    figures = await check_database(conn, [run, clean])
+    assert figures.value("decided_on_both_paths") == 1
+    assert figures.value("done_on_both_paths") == 1
+    assert all(run in row for check in figures.checks[4:6] for row in check.evidence)
+
+
 async def test_i3_run_not_terminal_and_contradicting_status(conn: asyncpg.Connection) -> None:
     stuck = await _run(conn, "running")
     await _decide(conn, _decision(stuck, decision="retry"))
@@ -295,6 +320,16 @@ async def test_i7_canaries_are_found_everywhere(tmp_path: Path, conn: asyncpg.Co
     )
     scan = scan_logs([log], canaries.values())
     assert scan.canary_hits == 1 and scan.signatures == 1 and scan.escapes == 2
+    # The services' JSON lines: found plain, and found escaped as an encoder may write them.
+    escaped = "".join(f"\\u{ord(c):04x}" for c in canaries.s3_secret_access_key)
+    json_log = tmp_path / "service.log"
+    json_log.write_text(
+        json.dumps({"msg": f"dsn {canaries.postgres_password}", "url": "/k?X-Amz-Signature=ab"})
+        + "\n"
+        + f'{{"msg": "secret {escaped}", "url": "/k?X-Amz-Signature\\u003dab \\u001b[31m"}}\n'
+    )
+    json_scan = scan_logs([json_log], canaries.values())
+    assert json_scan.canary_hits == 2 and json_scan.signatures == 2 and json_scan.escapes == 0
     record = Record(
         "t", 0, 7, b"k", b"{}", (("planstream-error", canaries.s3_secret_access_key.encode()),), 0
     )

@@ -24,7 +24,12 @@ from planstream.dev.chaos.report import Result
 from planstream.dev.chaos.secrets import scan_database, scan_logs, scan_records
 from planstream.dev.chaos.streams import namespace_topics, read_topics
 
-DEBUG = {"PLANSTREAM_LOG_LEVEL": "DEBUG", "OPENAI_LOG": "debug"}
+# planstream's loggers and every library's (aiokafka, botocore, asyncpg, openai) at DEBUG.
+DEBUG = {
+    "PLANSTREAM_LOG_LEVEL": "DEBUG",
+    "PLANSTREAM_LOG_LIBRARY_LEVEL": "DEBUG",
+    "OPENAI_LOG": "debug",
+}
 
 
 @pytest.mark.timeout(1800)

@@ -8,8 +8,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from planstream.domain.events import Event
+from planstream.domain.events import Event, LegacyStepRequested, step_key
 from planstream.domain.ids import new_id
+from planstream.domain.legacy import code_of
 from planstream.domain.records import Run, Upload
 from planstream.ports import Clock
 from tests.conformance.model import Call, Scenario
@@ -18,13 +19,17 @@ from tests.fakes import (
     FakeDatabase,
     FakeImaging,
     FakeJobLeases,
+    FakeLegacyFunction,
     FakeModelCallLog,
     FakeModelClient,
     FakePublisher,
+    FakeRateLimiter,
     FakeRepository,
+    FakeRoutes,
     FakeStorage,
     chat_answer,
     fake_image,
+    legacy_error,
     refused,
     server_error,
     throttled,
@@ -37,10 +42,13 @@ __all__ = [
     "FakeClockHarness",
     "FakeImagingHarness",
     "FakeLeasesHarness",
+    "FakeLegacyHarness",
     "FakeModelCallsHarness",
     "FakeModelHarness",
     "FakePublisherHarness",
+    "FakeRateLimiterHarness",
     "FakeRepositoryHarness",
+    "FakeRoutesHarness",
     "FakeStorageHarness",
 ]
 
@@ -149,6 +157,18 @@ class FakePublisherHarness:
         ]
 
 
+class FakeRateLimiterHarness:
+    def __init__(self, kind: type[FakeRateLimiter] = FakeRateLimiter) -> None:
+        self._clock = FakeClock(datetime(2026, 11, 29, 12, 0, tzinfo=UTC))
+        self.limiter = kind(self._clock)
+
+    def other(self) -> FakeRateLimiter:
+        return self.limiter.sibling()
+
+    async def elapse(self, seconds: float) -> None:
+        self._clock.advance(seconds)
+
+
 class FakeImagingHarness:
     def __init__(self, kind: type[FakeImaging] = FakeImaging) -> None:
         self.imaging = kind()
@@ -167,3 +187,41 @@ class FakeClockHarness:
 
     async def elapse(self, seconds: float) -> None:
         self._clock.advance(seconds)
+
+
+class FakeRoutesHarness:
+    def __init__(self, kind: type[FakeRoutes] = FakeRoutes) -> None:
+        self.db = FakeDatabase()
+        self.routes = kind(self.db)
+
+    def other(self) -> FakeRoutes:
+        return self.routes.sibling()
+
+    async def new_run(self) -> str:
+        return await _new_run(self.db)
+
+
+class FakeLegacyHarness:
+    def __init__(self, kind: type[FakeLegacyFunction] = FakeLegacyFunction) -> None:
+        self.db = FakeDatabase()
+        repo = FakeRepository(self.db)
+        self.function = kind(repo, FakeStorage("planstream"))
+
+    async def request(self, *, foreign: bool = False) -> LegacyStepRequested:
+        run_id = await _new_run(self.db)
+        image_of = await _new_run(self.db) if foreign else run_id
+        image = next(a.artifact_id for a in self.db.artifacts.values() if a.run_id == image_of)
+        return LegacyStepRequested(
+            event_id=new_id("evt"),
+            run_id=run_id,
+            occurred_at=self.db.now(),
+            step_id=0,
+            attempt=1,
+            idempotency_key=step_key(run_id, 0, 1),
+            input_artifact_ids=[image],
+            quality="2K",
+            requested_by="client",
+        )
+
+    async def script(self, status: int) -> None:
+        self.function.script(legacy_error(code_of(status)))

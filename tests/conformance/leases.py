@@ -92,7 +92,7 @@ class JobLeasesContract:
         await harness.leases.acquire(job, worker_id="a", lease_s=SHORT_S)
         await harness.elapse(LAPSE_S)
         taken = await harness.leases.acquire(job, worker_id="b", lease_s=HELD_S)
-        assert taken == Lease(job.job_id, 2, 2)
+        assert taken == Lease(job.job_id, 2, 2, taken_over=True)
         assert (await harness.job(job.job_id))["locked_by"] == "b"
 
     async def test_a_stale_epoch_cannot_finish_and_is_recorded(
@@ -153,7 +153,8 @@ class JobLeasesContract:
         leases = harness.leases
         assert isinstance(await leases.acquire(job, worker_id="a", lease_s=SHORT_S), Lease)
         await harness.elapse(LAPSE_S)
-        assert await leases.acquire(job, worker_id="b", lease_s=HELD_S) == Lease(job.job_id, 2, 2)
+        taken = await leases.acquire(job, worker_id="b", lease_s=HELD_S)
+        assert taken == Lease(job.job_id, 2, 2, taken_over=True)
         assert await leases.acquire(job, worker_id="c", lease_s=HELD_S) == "exhausted"
         assert await leases.acquire(job, worker_id="b", lease_s=HELD_S) == "exhausted"
 

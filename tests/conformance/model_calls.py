@@ -1,5 +1,6 @@
 """What the model budget relies on from the model-call log: a call counts once, in its step,
-purpose and attempt window, and a started call is completed rather than counted twice."""
+purpose and attempt window, its transport retries not at all, and a started call is completed
+rather than counted twice."""
 
 from dataclasses import replace
 from typing import Protocol
@@ -76,6 +77,16 @@ class ModelCallLogContract:
         await harness.log.record(replace(started, outcome="throttled", error="429"))
         assert await harness.log.count(run_id, 0, "extract", (1, 3)) == 1
         assert await harness.outcome(started.call_id) == "throttled"
+
+    async def test_transport_retries_are_part_of_their_call(
+        self, harness: ModelCallsHarness
+    ) -> None:
+        run_id = await harness.new_run()
+        for transport in (1, 2, 3):
+            retry = replace(make_call(run_id, outcome="throttled"), transport_attempt=transport)
+            await harness.log.record(retry)
+        await harness.log.record(make_call(run_id))  # the budget's second call
+        assert await harness.log.count(run_id, 0, "extract", (1, 3)) == 2
 
     async def test_a_completed_call_is_kept(self, harness: ModelCallsHarness) -> None:
         run_id = await harness.new_run()

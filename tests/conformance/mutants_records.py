@@ -179,3 +179,9 @@ class KeepsTheFirstWrite(FakeModelCallLog):
 class LastWriteWins(FakeModelCallLog):
     async def record(self, call: ModelCall) -> None:
         self._db.model_calls[call.call_id] = call
+
+
+@breaks(M, MH, "test_transport_retries_are_part_of_their_call")
+class CountsEveryTransportTry(FakeModelCallLog):
+    async def record(self, call: ModelCall) -> None:
+        await super().record(replace(call, transport_attempt=1))

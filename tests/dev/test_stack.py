@@ -10,11 +10,13 @@ import aioboto3
 import aiohttp
 import asyncpg
 import pytest
+import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from planstream.dev.stack import commands, processes
+from planstream.dev.stack.prometheus import RULES_DIR
 from planstream.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -51,7 +53,7 @@ def test_status_reports_every_service_healthy() -> None:
     result = _stack("status")
     assert result.returncode == 0, f"{START_HINT}:\n{result.stdout}{result.stderr}"
     states = [line.split()[1] for line in result.stdout.splitlines()]
-    assert states == ["healthy"] * 4
+    assert states == ["healthy"] * len(commands.SERVICE_TYPES)
 
 
 def test_a_second_up_is_fast_and_keeps_the_same_processes() -> None:
@@ -162,3 +164,17 @@ async def test_model_server_errors_have_openais_shape(
 async def test_model_server_health_needs_no_key() -> None:
     root = SETTINGS.model_base_url.rstrip("/").removesuffix("/v1")
     assert await _get(root + "/healthz", {}) == (200, {"status": "ok"})
+
+
+async def test_prometheus_has_loaded_every_alert_rule() -> None:
+    rules_file = RULES_DIR / "planstream.rules.yml"
+    names = {
+        rule["alert"]
+        for group in yaml.safe_load(rules_file.read_text())["groups"]
+        for rule in group["rules"]
+    }
+    status, body = await _get(SETTINGS.prometheus_url.rstrip("/") + "/api/v1/rules", {})
+    assert status == 200, body
+    assert isinstance(body, dict)
+    loaded = {rule["name"] for group in body["data"]["groups"] for rule in group["rules"]}
+    assert loaded >= names

@@ -1,5 +1,6 @@
-"""The local stack's pure helpers: Kafka config, binary discovery, DSN display, pid records."""
+"""The local stack's pure helpers: Kafka and Prometheus config, binaries, DSN display, pids."""
 
+import json
 import os
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from planstream.dev.stack import commands, processes
 from planstream.dev.stack.kafka import bootstrap_addresses, new_cluster_id, render_server_properties
 from planstream.dev.stack.postgres import display_dsn
+from planstream.dev.stack.prometheus import duration, render_config
 from planstream.dev.stack.tools import parse_java_major, pick_highest
 from planstream.settings import Settings
 
@@ -120,7 +122,8 @@ def test_display_dsn_drops_the_password(dsn: str, shown: str) -> None:
 
 def test_services_keep_their_files_under_the_resolved_work_dir(tmp_path: Path) -> None:
     services = commands.build(Settings(work_dir=tmp_path / "w" / ".." / "stack"))
-    assert [service.name for service in services] == ["kafka", "postgres", "s3", "model"]
+    names = [service.name for service in services]
+    assert names == ["kafka", "postgres", "s3", "model", "prometheus", "legacy"]
     folder = (tmp_path / "stack" / "kafka").resolve()
     assert services[0].files.pid_file == folder / "kafka.pid"
     assert services[0].files.log_file == folder / "kafka.log"
@@ -139,3 +142,31 @@ def test_tail_shows_only_the_latest_command(tmp_path: Path) -> None:
     assert processes.tail(log) == "new 1\nnew 2\n"
     assert processes.tail(log, lines=1) == "new 2\n"
     assert processes.tail(tmp_path / "missing.log") == ""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"), [(2.0, "2s"), (0.5, "500ms"), (15, "15s"), (1.25, "1250ms")]
+)
+def test_prometheus_durations(seconds: float, expected: str) -> None:
+    assert duration(seconds) == expected
+
+
+def test_prometheus_config_scrapes_the_target_files_and_loads_the_rules() -> None:
+    targets, rules = Path("/w/prometheus/targets"), Path("/repo/deploy/prometheus")
+    settings = Settings(prometheus_scrape_interval_s=2)
+    config = json.loads(render_config(settings, targets, rules).partition("\n")[2])
+    assert config["global"] == {
+        "scrape_interval": "2s",
+        "scrape_timeout": "2s",
+        "evaluation_interval": "2s",
+    }
+    assert config["rule_files"] == ["/repo/deploy/prometheus/*.rules.yml"]
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "planstream"
+    assert job["file_sd_configs"][0]["files"] == ["/w/prometheus/targets/*.json"]
+
+
+def test_prometheus_config_quotes_a_hostile_path() -> None:
+    odd = Path('/w/"x": 1, y\n#/targets')
+    config = json.loads(render_config(Settings(), odd, Path("/r")).partition("\n")[2])
+    assert config["scrape_configs"][0]["file_sd_configs"][0]["files"] == [f"{odd}/*.json"]

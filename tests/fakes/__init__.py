@@ -9,6 +9,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.database import FakeDatabase, FakeIntegrityError
 from tests.fakes.imaging import FakeImaging, fake_image
 from tests.fakes.leases import FakeJobLeases
+from tests.fakes.legacy import FakeLegacyFunction, legacy_error
 from tests.fakes.model import (
     FakeModelClient,
     chat_answer,
@@ -20,7 +21,9 @@ from tests.fakes.model import (
 )
 from tests.fakes.model_calls import FakeModelCallLog
 from tests.fakes.publisher import FakePublisher
+from tests.fakes.rate_limiter import FakeRateLimiter
 from tests.fakes.repository import FakeRepository
+from tests.fakes.routes import FakeRoutes
 from tests.fakes.storage import FakeStorage
 from tests.fakes.world import FakeWorld, make_world
 
@@ -30,14 +33,18 @@ __all__ = [
     "FakeImaging",
     "FakeIntegrityError",
     "FakeJobLeases",
+    "FakeLegacyFunction",
     "FakeModelCallLog",
     "FakeModelClient",
     "FakePublisher",
+    "FakeRateLimiter",
     "FakeRepository",
+    "FakeRoutes",
     "FakeStorage",
     "FakeWorld",
     "chat_answer",
     "fake_image",
+    "legacy_error",
     "make_world",
     "refused",
     "server_error",

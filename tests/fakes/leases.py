@@ -51,6 +51,7 @@ class FakeJobLeases:
             or row.locked_by == worker_id
         )
         if row.status in ("pending", "running") and free and row.attempts < row.max_attempts:
+            taken_over = row.locked_by is not None and row.locked_by != worker_id
             row.status = "running"
             if not _has_topic(row.payload_ref):
                 row.payload_ref = jsonb(job.payload_ref)
@@ -62,7 +63,7 @@ class FakeJobLeases:
             )
             row.lease_epoch += 1
             row.updated_at = now
-            return Lease(row.job_id, row.lease_epoch, row.attempts)
+            return Lease(row.job_id, row.lease_epoch, row.attempts, taken_over)
         if row.status in ("completed", "failed", "blocked"):
             return cast(LeaseRefusal, row.status)
         return "exhausted" if row.attempts >= row.max_attempts else "leased"

@@ -25,7 +25,8 @@ class FakeModelCallLog:
     async def count(
         self, run_id: str, step_id: int, purpose: Purpose, attempts: tuple[int, int]
     ) -> int:
-        """How many calls of ``purpose`` the step made in the attempts ``first..last``."""
+        """How many calls of ``purpose`` the step's budget spent in the attempts ``first..last``
+        (first tries: a transport retry is part of its call)."""
         first, last = attempts
         return sum(
             1
@@ -34,6 +35,7 @@ class FakeModelCallLog:
             and call.step_id == step_id
             and call.purpose == purpose
             and first <= call.attempt <= last
+            and call.transport_attempt == 1
         )
 
     def calls(self, run_id: str) -> list[ModelCall]:
@@ -60,4 +62,6 @@ def _completed(kept: ModelCall, call: ModelCall) -> ModelCall:
         latency_ms=call.latency_ms,
         finish_reason=call.finish_reason,
         error=call.error,
+        transport_attempt=kept.transport_attempt,
+        waited_ms=kept.waited_ms,
     )

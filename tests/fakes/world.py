@@ -1,13 +1,16 @@
 """Every fake wired together, as the composition root wires the real adapters: one shared
 database and clock, and a ``Runtime`` per service (each with its own worker id)."""
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from planstream.domain.events import Quality
 from planstream.domain.ids import new_id
 from planstream.domain.records import Artifact, ArtifactKind, Run, Upload
+from planstream.domain.service_names import job_service
 from planstream.services.jobs import Jobs
+from planstream.services.routing import Routing
 from planstream.services.runtime import Runtime
 from planstream.services.signing import SignedUrls
 from planstream.settings import Settings
@@ -18,7 +21,9 @@ from tests.fakes.leases import FakeJobLeases
 from tests.fakes.model import FakeModelClient
 from tests.fakes.model_calls import FakeModelCallLog
 from tests.fakes.publisher import FakePublisher
+from tests.fakes.rate_limiter import FakeRateLimiter
 from tests.fakes.repository import FakeRepository
+from tests.fakes.routes import FakeRoutes
 from tests.fakes.storage import FakeStorage
 
 __all__ = ["FakeWorld", "make_world"]
@@ -37,7 +42,16 @@ class FakeWorld:
     model: FakeModelClient
     model_calls: FakeModelCallLog
     publisher: FakePublisher
+    limiter: FakeRateLimiter
+    routes: FakeRoutes
     imaging: FakeImaging = field(default_factory=FakeImaging)
+
+    async def sleep(self, seconds: float) -> None:
+        """A wait of the services (a backoff, the rate limiter's turn): the fake clock moves on
+        and the loop runs the others once, so no test sleeps for real. A test of what runs
+        meanwhile (the lease's heartbeat) replaces the runtime's ``sleep``."""
+        self.clock.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
 
     def runtime(self, service: str, worker_id: str | None = None) -> Runtime:
         """What ``open_runtime`` gives ``service``, on the fakes."""
@@ -50,9 +64,14 @@ class FakeWorld:
             publisher=self.publisher,
             imaging=self.imaging,
             signed_urls=SignedUrls(self.repo, self.storage, self.settings, self.clock),
-            jobs=Jobs(self.leases, self.settings, service, worker_id or f"{service}-1"),
+            jobs=Jobs(
+                self.leases, self.settings, job_service(service), worker_id or f"{service}-1"
+            ),
+            limiter=self.limiter,
+            routing=Routing(self.routes, self.settings.route_cache_s, self.clock),
             outage_errors=(),
             clock=self.clock,
+            sleep=self.sleep,
         )
 
     async def new_run(
@@ -117,4 +136,6 @@ def make_world(**settings: Any) -> FakeWorld:
         model=FakeModelClient(),
         model_calls=FakeModelCallLog(db),
         publisher=FakePublisher(configured.max_event_bytes),
+        limiter=FakeRateLimiter(clock),
+        routes=FakeRoutes(db),
     )

@@ -1,21 +1,28 @@
 """The PostgreSQL adapters pass the conformance suites their in-memory fakes pass: job leases,
-the repository and the model-call log, on the session's own database."""
+the repository, the model-call log, the rate limiter and the routing flags (two pools: two
+processes' connections), on the session's own database."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
+from planstream.adapters.postgres.db import create_pool
 from planstream.adapters.postgres.leases import JobLeases
 from planstream.adapters.postgres.model_calls import ModelCallLog
+from planstream.adapters.postgres.rate_limiter import RateLimiter
 from planstream.adapters.postgres.repository import Repository
+from planstream.adapters.postgres.routes import Routes
 from planstream.domain.events import step_key
 from planstream.domain.ids import new_id
 from planstream.settings import Settings
 from tests.conformance.leases import JobLeasesContract
 from tests.conformance.model_calls import ModelCallLogContract
+from tests.conformance.rate_limiter import RateLimiterContract
 from tests.conformance.repository import RepositoryContract, make_run
+from tests.conformance.routes import RESET, RoutesContract
 
 _JOB = """
 SELECT status, attempts, lease_epoch, result_epoch, locked_by, payload_ref, result_ref,
@@ -90,3 +97,58 @@ class TestPostgresModelCallLog(ModelCallLogContract):
     @pytest.fixture
     def harness(self, records: _Records) -> _Records:
         return records
+
+
+class _Limiters:
+    """The rate limiter over the session's pool, and another over a pool of its own."""
+
+    def __init__(self, pool: asyncpg.Pool, other: asyncpg.Pool) -> None:
+        self.limiter = RateLimiter(pool)
+        self._other = RateLimiter(other)
+
+    def other(self) -> RateLimiter:
+        return self._other
+
+    async def elapse(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)  # the buckets read PostgreSQL's clock
+
+
+@pytest.fixture(scope="module")
+async def other_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings.dsn)
+    yield pool
+    await pool.close()
+
+
+class TestPostgresRateLimiter(RateLimiterContract):
+    @pytest.fixture
+    def harness(self, pool: asyncpg.Pool, other_pool: asyncpg.Pool) -> _Limiters:
+        return _Limiters(pool, other_pool)
+
+
+class _Flags:
+    """The routing flags over the session's pool, and another store over a pool of its own."""
+
+    def __init__(self, pool: asyncpg.Pool, other: asyncpg.Pool, settings: Settings) -> None:
+        self.routes = Routes(pool)
+        self._other = Routes(other)
+        self._repo = Repository(pool)
+        self._bucket = settings.s3_bucket
+
+    def other(self) -> Routes:
+        return self._other
+
+    async def new_run(self) -> str:
+        run, _ = await make_run(self._repo, self._bucket)
+        return run.run_id
+
+
+class TestPostgresRoutes(RoutesContract):
+    @pytest.fixture
+    async def harness(
+        self, pool: asyncpg.Pool, other_pool: asyncpg.Pool, settings: Settings
+    ) -> AsyncIterator[_Flags]:
+        flags = _Flags(pool, other_pool, settings)
+        yield flags
+        # The flags are the session database's: leave them as the services expect them.
+        await flags.routes.set_flags(RESET, operator="conformance", reason="reset after a test")

@@ -32,7 +32,7 @@ class _Kafka:
 
 @pytest.fixture(scope="module")
 async def kafka(settings: Settings) -> AsyncIterator[_Kafka]:
-    publisher = EventPublisher(settings)
+    publisher = EventPublisher(settings, "ingress")
     await publisher.start()
     try:
         yield _Kafka(publisher, settings)

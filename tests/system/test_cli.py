@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -48,3 +49,20 @@ def test_runs_create_then_show_reports_the_measured_image(settings: Settings, tm
     assert artifact["signed_url_expires_at"]
     assert "signed_url_cached" not in artifact  # a bearer credential is never shown
     assert view["request_text"] == "2 bedrooms"
+    assert re.fullmatch(r"[0-9a-f]{32}", view["trace_id"])  # the run's trace
+
+
+def test_dlq_list_prints_its_answer_and_nothing_else(settings: Settings) -> None:
+    """The Kafka client's INFO lines stay out (libraries log at WARNING); the answer is JSON."""
+    done = subprocess.run(
+        planstream_argv("dlq", "list"),
+        check=False,
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    for line in done.stdout.splitlines():
+        json.loads(line)

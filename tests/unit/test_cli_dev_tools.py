@@ -14,6 +14,7 @@ ARGV = {
     "demo": ["demo"],
     "samples": ["samples", "generate", "out"],
     "model-server": ["model-server"],
+    "legacy-function": ["legacy-function"],
     "bench": ["bench"],
 }
 

@@ -5,15 +5,25 @@ import inspect
 
 import pytest
 
-from tests.conformance import mutants_io, mutants_leases, mutants_records
+from tests.conformance import (
+    mutants_io,
+    mutants_leases,
+    mutants_legacy,
+    mutants_limiter,
+    mutants_records,
+    mutants_routes,
+)
 from tests.conformance.clock import ClockContract
 from tests.conformance.imaging import ImagingContract
 from tests.conformance.leases import JobLeasesContract
+from tests.conformance.legacy import LegacyFunctionContract
 from tests.conformance.model import ModelClientContract
 from tests.conformance.model_calls import ModelCallLogContract
 from tests.conformance.mutants import MUTANTS, Mutant
 from tests.conformance.publisher import PublisherContract
+from tests.conformance.rate_limiter import RateLimiterContract
 from tests.conformance.repository import RepositoryContract
+from tests.conformance.routes import RoutesContract
 from tests.conformance.storage import ArtifactStoreContract
 
 SUITES = (
@@ -25,9 +35,20 @@ SUITES = (
     PublisherContract,
     ImagingContract,
     ClockContract,
+    RateLimiterContract,
+    RoutesContract,
+    LegacyFunctionContract,
 )
 
-REGISTERS = (mutants_leases, mutants_records, mutants_io)  # importing them registers the fakes
+# Importing them registers the broken fakes.
+REGISTERS = (
+    mutants_leases,
+    mutants_records,
+    mutants_io,
+    mutants_limiter,
+    mutants_routes,
+    mutants_legacy,
+)
 
 CASES = [
     pytest.param(mutant, test, id=f"{mutant.name}-{test}")

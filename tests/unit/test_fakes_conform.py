@@ -16,18 +16,24 @@ from tests.conformance.fake_harnesses import (
     FakeClockHarness,
     FakeImagingHarness,
     FakeLeasesHarness,
+    FakeLegacyHarness,
     FakeModelCallsHarness,
     FakeModelHarness,
     FakePublisherHarness,
+    FakeRateLimiterHarness,
     FakeRepositoryHarness,
+    FakeRoutesHarness,
     FakeStorageHarness,
 )
 from tests.conformance.imaging import ImagingContract
 from tests.conformance.leases import JobLeasesContract
+from tests.conformance.legacy import LegacyFunctionContract
 from tests.conformance.model import ModelClientContract
 from tests.conformance.model_calls import ModelCallLogContract
 from tests.conformance.publisher import PublisherContract
+from tests.conformance.rate_limiter import RateLimiterContract
 from tests.conformance.repository import RepositoryContract
+from tests.conformance.routes import RoutesContract
 from tests.conformance.storage import ArtifactStoreContract
 
 
@@ -65,6 +71,24 @@ class TestFakePublisher(PublisherContract):
     @pytest.fixture
     def harness(self) -> FakePublisherHarness:
         return FakePublisherHarness()
+
+
+class TestFakeRateLimiter(RateLimiterContract):
+    @pytest.fixture
+    def harness(self) -> FakeRateLimiterHarness:
+        return FakeRateLimiterHarness()
+
+
+class TestFakeLegacyFunction(LegacyFunctionContract):
+    @pytest.fixture
+    def harness(self) -> FakeLegacyHarness:
+        return FakeLegacyHarness()
+
+
+class TestFakeRoutes(RoutesContract):
+    @pytest.fixture
+    def harness(self) -> FakeRoutesHarness:
+        return FakeRoutesHarness()
 
 
 class TestFakeImaging(ImagingContract):

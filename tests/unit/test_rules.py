@@ -81,6 +81,7 @@ def test_the_pipeline_rules_follow_rules_md_and_every_name_is_unique() -> None:
         ("MODEL_UNAVAILABLE", "high"),
         ("MODEL_REFUSED", "high"),
         ("WORKER_LOST", "high"),
+        ("LEGACY_FAILED", "high"),
     ]
     assert ALL_RULES == CATALOGUE + PIPELINE_RULES
     names = [rule.name for rule in ALL_RULES]

@@ -7,15 +7,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import faust
-from faust.types import EventT, TransportT
+from aiohttp import web
+from faust.types import EventT, Message, TransportT
 
+from planstream.adapters import logs, tracing
 from planstream.adapters.composition import open_runtime
 from planstream.adapters.faust.consumer import FlowSafeTransport
 from planstream.adapters.kafka import DeadLetteringTopic, DeadLetters, EventCodec
+from planstream.adapters.metrics_server import Liveness, start_metrics_server
 from planstream.adapters.postgres.db import OUTAGE_ERRORS
 from planstream.crashpoints import crashpoint
 from planstream.domain.errors import PermanentError, RetryableError
 from planstream.domain.events import Event, StepEvent
+from planstream.domain.wire import encode_event
+from planstream.services import metrics
 from planstream.services.jobs import JobHeldElsewhere
 from planstream.services.retrying import RetryPolicy, call_through_outages, call_with_retries
 from planstream.services.runtime import Runtime
@@ -34,6 +39,10 @@ T = TypeVar("T")
 class PlanstreamApp(faust.App):
     """A Faust app that knows its service, its dead letters, and what to close on stop."""
 
+    # Faust's own lines about the app (Starting..., Stopping...) stay under Faust's loggers, at
+    # the libraries' level (planstream.adapters.logs); planstream's are logged with ``log``.
+    logger = logging.getLogger("faust.app.planstream")
+
     def __init__(self, settings: Settings, service: str, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
@@ -44,6 +53,10 @@ class PlanstreamApp(faust.App):
         self._closers: list[Closer] = []
         self._runtime: Runtime | None = None
         self._runtime_lock = asyncio.Lock()
+        # /healthz: the consumer's fetch loop and every handled event count as progress.
+        self.liveness = Liveness(settings.liveness_s)
+        self._metrics: web.AppRunner | None = None
+        self.on_partitions_assigned.connect(cast(Any, self._count_rebalance))  # mode's typing
         # Idempotency marks: key -> when the effect it guards was done. A compacted changelog
         # keeps them across restarts; PostgreSQL's unique keys remain the guard of record.
         self.dedup = self.Table("dedup", default=None, partitions=settings.topic_partitions)
@@ -58,6 +71,20 @@ class PlanstreamApp(faust.App):
                 self.on_close(close)
             return self._runtime
 
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        log.info("%s: rebalance started (#%d)", self.service_name, self.rebalancing_count)
+
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in self.consumer.assignment())
+        log.info(
+            "%s: rebalance done, consuming %d partitions",
+            self.service_name,
+            len(assigned),
+            extra={"partitions": ",".join(assigned)},
+        )
+
     def _new_transport(self) -> TransportT:
         # The consumer that never counts a message read unless a stream took it
         # (planstream/adapters/faust/consumer.py).
@@ -67,6 +94,13 @@ class PlanstreamApp(faust.App):
         """Run ``closer`` when the app stops (a pool or client an agent opened)."""
         self._closers.append(closer)
 
+    async def on_start(self) -> None:
+        await super().on_start()
+        if self._metrics is None:  # Faust may start an app again; one endpoint per process
+            self._metrics = await start_metrics_server(
+                self.settings, self.service_name, self.liveness
+            )
+
     async def on_stop(self) -> None:
         await self.pool.drain(timeout_s=self.settings.model_timeout_s)
         await super().on_stop()
@@ -75,6 +109,9 @@ class PlanstreamApp(faust.App):
                 await closer()
             except Exception:
                 log.exception("closing a resource failed")
+        if self._metrics is not None:
+            await self._metrics.cleanup()
+            self._metrics = None
 
     def event_topic(self, spec: TopicSpec) -> faust.Topic:
         """A catalogue topic whose undecodable messages are dead-lettered."""
@@ -102,12 +139,16 @@ class PlanstreamApp(faust.App):
     async def process(self, event: EventT[Event], handle: Callable[[], Awaitable[object]]) -> None:
         """Run ``handle`` once per idempotency key, transient failures retried; a refusal goes
         to the dead letters. The mark is written only after the effect it guards."""
-        key = _dedup_key(self.service_name, cast(Event, event.value))
+        value = cast(Event, event.value)
+        key = _dedup_key(self.service_name, value)
         if self._already_done(key):
             return
+        started = time.monotonic()
         try:
             await self._through_outages(
-                lambda: call_with_retries(self._retries, handle, what=self.service_name)
+                lambda: call_with_retries(
+                    self._retries, handle, what=self.service_name, on_retry=self._count_retry
+                )
             )
         except JobHeldElsewhere as held:
             log.info("%s", held)  # not done here: no mark, so a later re-drive still runs
@@ -119,16 +160,50 @@ class PlanstreamApp(faust.App):
             log.exception("%s failed on an event; it is dead-lettered", self.service_name)
             await self.dead_letters.send(event.message, exc)
             return
+        finally:
+            metrics.observe_handling(
+                self.service_name, type(value).__name__, time.monotonic() - started
+            )
+            self.liveness.beat()
         crashpoint("dedup.after_emit_before_mark")
         self.dedup[key] = time.time()
+
+    async def _count_rebalance(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Faust assigned this worker its partitions (``on_partitions_assigned``)."""
+        metrics.count_rebalance(self.service_name)
+
+    def _count_retry(self, error: BaseException) -> None:
+        metrics.count_retry(self.service_name, metrics.reason_of(error))
 
     async def submit(self, event: EventT[Event], handle: Callable[[], Awaitable[object]]) -> None:
         """Record the event's job, then process it in the background pool, one at a time per
         run and step. The agent acknowledges the event when this returns, so the job row must
         exist first: PostgreSQL, not the offset, then holds the work (the sweeper re-drives it).
-        An event no job row holds (a reviewer's decision) is processed before this returns."""
+        An event no job row holds (a reviewer's decision) is processed before this returns.
+
+        Every line logged while the event is handled carries its run, step, attempt, topic,
+        partition and offset; each try of ``handle`` is a span that continues the event's trace.
+        """
+        value, message = cast(Event, event.value), event.message
+        traced = tracing.handler(
+            handle,
+            f"{self.service_name} {type(value).__name__}",
+            message.headers,
+            {
+                **tracing.event_attributes(value),
+                "messaging.system": "kafka",
+                "messaging.destination.name": message.topic,
+                "messaging.kafka.partition": message.partition,
+                "messaging.kafka.offset": message.offset,
+            },
+        )
+        with logs.bound(**_log_fields(value, message)):
+            await self._submit(event, traced)
+
+    async def _submit(self, event: EventT[Event], handle: Callable[[], Awaitable[object]]) -> None:
         value = cast(Event, event.value)
         message = event.message
+        topic = message.topic.removeprefix(self.settings.topic_namespace)
         log.info(
             "%s received %s for %s from %s[%d]@%d",
             self.service_name,
@@ -140,11 +215,13 @@ class PlanstreamApp(faust.App):
         )
         if not isinstance(value, StepEvent):
             await self.process(event, handle)  # rare and quick; a crash before the ack redoes it
+            metrics.count_consumed(self.service_name, topic)
             return
-        source = by_name(message.topic.removeprefix(self.settings.topic_namespace))
+        source = by_name(topic)
         runtime = await self.runtime()
         await self._through_outages(lambda: runtime.jobs.receive(value, source))
         await self.pool.submit((value.run_id, value.step_id), lambda: self.process(event, handle))
+        metrics.count_consumed(self.service_name, topic)  # its job is recorded: it may be acked
 
     async def _through_outages(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, tried again for as long as PostgreSQL is unreachable: an outage is no
@@ -154,7 +231,22 @@ class PlanstreamApp(faust.App):
             OUTAGE_ERRORS,
             max_delay_s=self.settings.db_outage_retry_max_s,
             what=f"{self.service_name} (PostgreSQL)",
+            on_retry=self._count_retry,
         )
+
+
+def _log_fields(value: Event, message: Message) -> dict[str, object]:
+    """What every line logged about the event says of it."""
+    return {
+        "run_id": value.run_id,
+        "step_id": getattr(value, "step_id", None),  # a StepEvent's, or a RunBlocked's
+        "attempt": getattr(value, "attempt", None),
+        "event_id": value.event_id,
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "trace_id": tracing.trace_id_in(message.headers),  # lines logged outside the spans too
+    }
 
 
 def _dedup_key(service: str, value: Event) -> str:
@@ -164,7 +256,8 @@ def _dedup_key(service: str, value: Event) -> str:
 
 
 class TopicPublisher:
-    """Publishes events through the app's producer and waits for the broker's acknowledgement."""
+    """Publishes events through the app's producer and waits for the broker's acknowledgement;
+    counts each acknowledged event and its size."""
 
     def __init__(self, app: PlanstreamApp) -> None:
         self._app = app
@@ -174,8 +267,10 @@ class TopicPublisher:
         topic = self._topics.get(spec.name)
         if topic is None:
             topic = self._topics[spec.name] = self._app.event_topic(spec)
-        delivery = await topic.send(key=event.run_id, value=event)
+        size = len(encode_event(event, self._app.settings.max_event_bytes))  # as the codec will
+        delivery = await topic.send(key=event.run_id, value=event, headers=tracing.kafka_headers())
         await delivery
+        metrics.count_published(self._app.service_name, spec.name, size)
 
 
 def create_app(settings: Settings, service: str) -> PlanstreamApp:

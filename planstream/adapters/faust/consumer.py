@@ -58,6 +58,9 @@ def acknowledgeable(message: Message, *, flow_active: bool, generation_id: int) 
 class FlowSafeConsumer(faust_aiokafka.Consumer):
     """The aiokafka consumer with the losses above closed; its app has planstream `settings`."""
 
+    # Faust's own lines about the consumer stay under Faust's loggers (as PlanstreamApp's).
+    logger = logging.getLogger("faust.transport.planstream")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._first: dict[TP, int] = {}  # first offset fetched since a seek, if none committed
@@ -177,6 +180,7 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
                         await self._rewind(tp, offset)
                 self.diag.set_flag(CONSUMER_FETCHING)
                 records, active = await self._wait_next_records(1.0)
+                self._beat()
                 await self.sleep(0)
                 if records and not self.should_stop:
                     await self._hand_over(records, active)
@@ -187,6 +191,13 @@ class FlowSafeConsumer(faust_aiokafka.Consumer):
             log.info("Broker stopped the consumer while the app stops")
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def _beat(self) -> None:
+        """Tell the app's liveness (its /healthz) that the fetch loop went round: it does about
+        every second even when idle, and stops when a full stream buffer holds it up."""
+        liveness = getattr(self.app, "liveness", None)
+        if liveness is not None:
+            liveness.beat()
 
     async def _seek_after_resume(self) -> None:
         self._reseek = False

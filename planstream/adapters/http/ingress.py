@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from planstream.adapters import logs, tracing
 from planstream.adapters.http.api import (
     CreateRun,
     CreateUpload,
@@ -17,20 +18,25 @@ from planstream.adapters.http.api import (
     StepAccepted,
     UploadCreated,
 )
+from planstream.adapters.http.request_metrics import request_metrics, route_of
 from planstream.adapters.kafka import EventPublisher
+from planstream.adapters.metrics_server import serving_metrics
 from planstream.adapters.postgres.db import create_pool
 from planstream.adapters.postgres.repository import Repository
+from planstream.adapters.postgres.routes import Routes
 from planstream.adapters.postgres.run_view import run_view
 from planstream.adapters.storage import Storage
 from planstream.domain.errors import RetryableError
-from planstream.domain.events import RunReviewed, StepRequested, step_key
+from planstream.domain.events import RunReviewed, step_key
 from planstream.domain.guards import find_smuggling
 from planstream.domain.ids import IDEMPOTENCY_KEY_PATTERN, is_id, is_idempotency_key, new_id
+from planstream.domain.policy import quality_for_step
 from planstream.domain.records import Job, Run, Upload
-from planstream.domain.service_names import IMAGE_IO
 from planstream.domain.wire import describe_validation_error
+from planstream.services.routing import Routing, entry_service, step_request
+from planstream.services.runtime import utc_now
 from planstream.settings import Settings
-from topics import RUN_REVIEWED, STEP_REQUESTED
+from topics import RUN_REVIEWED
 
 __all__ = ["create_app", "serve"]
 
@@ -43,6 +49,7 @@ _POOL = web.AppKey("pool", asyncpg.Pool)
 _REPO = web.AppKey("repo", Repository)
 _STORAGE = web.AppKey("storage", Storage)
 _PUBLISHER = web.AppKey("publisher", EventPublisher)
+_ROUTING = web.AppKey("routing", Routing)
 
 
 def _error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -118,7 +125,9 @@ async def create_run(request: web.Request) -> web.Response:
         current_step=0,
     )
     source_artifact_id = new_id("art")
-    await repo.create_run(run, upload, source_artifact_id, len(body.model_dump_json()))
+    await repo.create_run(
+        run, upload, source_artifact_id, len(body.model_dump_json()), tracing.traceparent()
+    )
     return _json(RunCreated(run_id=run.run_id, source_artifact_id=source_artifact_id), 201)
 
 
@@ -155,33 +164,38 @@ async def request_step(request: web.Request) -> web.Response:
     if source is None:
         return _error(404, f"run {run_id} does not exist")
     step_id, attempt = 0, 1
-    job = Job(
-        job_id=new_id("job"),
-        run_id=run_id,
-        step_id=step_id,
-        attempt=attempt,
-        service=IMAGE_IO,
-        status="pending",
-        idempotency_key=f"{IMAGE_IO}:{step_key(run_id, step_id, attempt)}",
-        published_at=None,
-    )
-    event = StepRequested(
+    # The step attempt's path (docs/migration.md): the one a first request recorded, else the
+    # routing flags' now; a repeated request, whatever its key, goes the same way.
+    route = await request.app[_ROUTING].route(run_id, step_id, attempt)
+    service = entry_service(route, step_id)
+    spec, event = step_request(
+        route,
         event_id=new_id("evt"),
         run_id=run_id,
         occurred_at=datetime.now(UTC),
         step_id=step_id,
         attempt=attempt,
-        idempotency_key=step_key(run_id, step_id, attempt),
-        input_artifact_ids=[source],
+        input_artifact_id=source,
+        quality=quality_for_step(step_id, "2K"),  # steps 0-3 are 2K whatever the run's tier
         requested_by="client",
     )
-    publisher = request.app[_PUBLISHER]
+    job = Job(
+        job_id=new_id("job"),
+        run_id=run_id,
+        step_id=step_id,
+        attempt=attempt,
+        service=service,
+        status="pending",
+        idempotency_key=f"{service}:{step_key(run_id, step_id, attempt)}",
+        published_at=None,
+    )
+    publisher = _in_run_trace(request)
     stored, created = await repo.request_step(
         job,
         request_key=key,
-        payload_ref={"topic": STEP_REQUESTED.name, "event": event.model_dump(mode="json")},
+        payload_ref={"topic": spec.name, "event": event.model_dump(mode="json")},
         max_attempts=settings.max_attempts,
-        publish=lambda: publisher.publish(STEP_REQUESTED, event),
+        publish=lambda: publisher.publish(spec, event),
     )
     if stored.step_id != step_id:
         return _error(
@@ -218,7 +232,7 @@ async def review_run(request: web.Request) -> web.Response:
         reason=body.reason,
         reviewer=body.reviewer,
     )
-    await request.app[_PUBLISHER].publish(RUN_REVIEWED, reviewed)
+    await _in_run_trace(request).publish(RUN_REVIEWED, reviewed)
     return web.json_response({"run_id": run_id, "event_id": reviewed.event_id}, status=202)
 
 
@@ -234,6 +248,35 @@ async def show_run(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+def _in_run_trace(request: web.Request) -> tracing.RunTracePublisher:
+    """The publisher that puts a run's events in the run's trace (the request's is linked)."""
+    return tracing.RunTracePublisher(
+        request.app[_PUBLISHER], request.app[_REPO].run_traceparent, "ingress"
+    )
+
+
+@web.middleware
+async def _traced(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A server span per request (continuing the caller's ``traceparent``), and the run and
+    step the path names on every line logged meanwhile."""
+    route = route_of(request)
+    run_id, step = request.match_info.get("run_id", ""), request.match_info.get("step_id", "")
+    with (
+        logs.bound(
+            run_id=run_id if is_id(run_id) else None,  # the path is input: only ids are kept
+            step_id=int(step) if step.isdigit() and len(step) <= 2 else None,
+        ),
+        tracing.server_span(
+            f"{request.method} {route}",
+            request.headers,
+            {"http.request.method": request.method, "http.route": route},
+        ) as span,
+    ):
+        response: web.StreamResponse = await handler(request)
+        span.set_attribute("http.response.status_code", response.status)
+        return response
 
 
 @web.middleware
@@ -252,10 +295,11 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 async def _resources(app: web.Application) -> Any:
     settings = app[_SETTINGS]
     pool = await create_pool(settings.dsn, max_size=settings.db_pool_max)
-    storage, publisher = Storage(settings), EventPublisher(settings)
+    storage, publisher = Storage(settings), EventPublisher(settings, "ingress")
     await storage.start()
     await publisher.start()
     app[_POOL], app[_REPO] = pool, Repository(pool)
+    app[_ROUTING] = Routing(Routes(pool), settings.route_cache_s, utc_now)
     app[_STORAGE], app[_PUBLISHER] = storage, publisher
     yield
     await publisher.stop()
@@ -263,10 +307,19 @@ async def _resources(app: web.Application) -> Any:
     await pool.close()
 
 
+async def _metrics_endpoint(app: web.Application) -> Any:
+    """GET /metrics and /healthz on the metrics port (apart from the API: no auth, no /v1)."""
+    async with serving_metrics(app[_SETTINGS], "ingress"):
+        yield
+
+
 def create_app(settings: Settings) -> web.Application:
     """The ingress application; its pools open on startup and close on cleanup."""
-    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[_errors])
+    app = web.Application(
+        client_max_size=settings.max_request_bytes, middlewares=[request_metrics, _traced, _errors]
+    )
     app[_SETTINGS] = settings
+    app.cleanup_ctx.append(_metrics_endpoint)
     app.cleanup_ctx.append(_resources)
     app.router.add_post("/v1/uploads", create_upload)
     app.router.add_post("/v1/runs", create_run)

@@ -12,6 +12,7 @@ import faust
 from faust.types import AppT, Message
 
 from planstream.adapters.kafka.publisher import acknowledged_producer
+from planstream.services import metrics
 from planstream.settings import Settings
 from topics import DEAD_LETTER
 
@@ -91,6 +92,7 @@ class DeadLetters:
         await self._app.producer.send_and_wait(
             self._topic, message.key, message.value, None, None, headers
         )
+        metrics.count_dead_letter(self._service, error)
         _logged(message, error)
 
 
@@ -112,6 +114,7 @@ class ProducerDeadLetters:
     async def send(self, message: Refused, error: BaseException) -> None:
         headers = dead_letter_headers(message, error, self._service, datetime.now(UTC))
         await self._producer.send_and_wait(self._topic, message.value, message.key, headers=headers)
+        metrics.count_dead_letter(self._service, error)
         _logged(message, error)
 
 

@@ -10,21 +10,25 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from planstream.adapters import tracing
 from planstream.adapters.kafka import EventCodec, ProducerDeadLetters
+from planstream.adapters.metrics_server import Liveness, serving_metrics
 from planstream.adapters.postgres.db import create_pool
-from planstream.adapters.postgres.decision_log import DecisionLog
+from planstream.adapters.postgres.decision_log import DecisionLog, Stored
 from planstream.crashpoints import crashpoint
 from planstream.domain.events import DecisionMade
 from planstream.domain.service_names import DECISIONS_SINK
+from planstream.services import metrics
 from planstream.services.retrying import call_through_outages
 from planstream.settings import Settings
 from topics import DECISION_MADE
@@ -72,8 +76,10 @@ class Batch:
     """What one fetch brought: the next offset of each partition read, and its records."""
 
     offsets: dict[TopicPartition, int]
+    counts: dict[TopicPartition, int] = field(default_factory=dict)
     decisions: list[DecisionMade] = field(default_factory=list)
     refused: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = field(default_factory=list)
+    traces: list[tracing.Headers] = field(default_factory=list)  # each record's trace headers
 
 
 class DecisionsSink:
@@ -87,8 +93,10 @@ class DecisionsSink:
         dead_letters: ProducerDeadLetters,
         stop: asyncio.Event,
         after_write: AfterWrite = _crash_here,
+        liveness: Liveness | None = None,
     ) -> None:
         self._settings = settings
+        self._liveness = liveness or Liveness(settings.liveness_s)
         self._consumer = consumer
         self._decisions = decisions
         self._dead_letters = dead_letters
@@ -105,12 +113,16 @@ class DecisionsSink:
             while batch is not None:
                 following = asyncio.create_task(self._read())
                 try:
-                    await self._store(batch)
+                    with tracing.batch_span(f"{SERVICE} write", batch.traces):
+                        await self._store(batch)
                 except BaseException:
                     following.cancel()
                     await asyncio.gather(following, return_exceptions=True)
                     raise
-                await self._commit(batch.offsets)
+                committed = await self._commit(batch.offsets)
+                consumed = sum(batch.counts[tp] for tp in committed)
+                if consumed:
+                    metrics.count_consumed(SERVICE, DECISION_MADE.name, consumed)
                 batch = await following
         except Stopped:
             log.info("%s stopped during a PostgreSQL outage; its batch is not committed", SERVICE)
@@ -125,9 +137,14 @@ class DecisionsSink:
             timeout_ms=round(self._settings.sink_batch_s * 1000),
             max_records=self._settings.sink_batch_size,
         )
-        batch = Batch({tp: records[-1].offset + 1 for tp, records in fetched.items()})
+        self._liveness.beat()
+        batch = Batch(
+            {tp: records[-1].offset + 1 for tp, records in fetched.items()},
+            {tp: len(records) for tp, records in fetched.items()},
+        )
         for records in fetched.values():
             for record in records:
+                batch.traces.append(record.headers)
                 try:
                     batch.decisions.append(self._codec.loads(record.value))
                 except Exception as exc:  # whatever the codec refuses, as Faust's decode did
@@ -135,46 +152,72 @@ class DecisionsSink:
         return batch
 
     async def _store(self, batch: Batch) -> None:
-        """Dead-letter the refused records, then write the decisions."""
+        """Dead-letter the refused records, then write the decisions and count the new ones."""
+        started = time.monotonic()
         for record, error in batch.refused:
             await self._dead_letters.send(record, error)
         if batch.decisions:
-            await self._write(batch.decisions)
+            stored = await self._write(batch.decisions)
             self._after_write(batch.decisions)
+            for new in stored:
+                metrics.count_decision(new.decision, _step_seconds(new))
+            metrics.observe_handling(SERVICE, "batch", time.monotonic() - started)
 
-    async def _write(self, decisions: list[DecisionMade]) -> None:
-        await call_through_outages(
+    async def _write(self, decisions: list[DecisionMade]) -> list[Stored]:
+        return await call_through_outages(
             lambda: self._decisions.write(decisions),
             OUTAGES,
             max_delay_s=self._settings.db_outage_retry_max_s,
             what=f"{SERVICE} (PostgreSQL)",
             sleep=self._pause,
+            on_retry=lambda error: metrics.count_retry(SERVICE, metrics.reason_of(error)),
         )
 
     async def _pause(self, delay_s: float) -> None:
-        """The wait between two tries of a write, cut short by a stop."""
+        """The wait between two tries of a write, cut short by a stop (alive meanwhile: a
+        restart would not bring PostgreSQL back)."""
+        self._liveness.beat()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=delay_s)
         if self._stop.is_set():
             raise Stopped
 
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> list[TopicPartition]:
         """Commit the next offsets of the partitions still ours; a failed commit is healed by
-        the next one, or the batch is re-read by the partition's next owner."""
+        the next one, or the batch is re-read by the partition's next owner. The partitions
+        committed."""
         owned = self._consumer.assignment()
         offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
         if not offsets:
-            return
+            return []
         try:
             await self._consumer.commit(offsets)
         except KafkaError as exc:
             log.warning("%s: offsets not committed (%s); the batch may be read again", SERVICE, exc)
+            return []
+        return list(offsets)
+
+
+def _step_seconds(stored: Stored) -> float | None:
+    """From the step attempt's request to its decision, when the request time is known."""
+    if stored.requested_at is None:
+        return None
+    return (stored.decision.occurred_at - stored.requested_at).total_seconds()
+
+
+class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Counts the partition assignments the sink's consumer receives."""
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        metrics.count_rebalance(SERVICE)
 
 
 def new_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The sink's consumer: manual commits, from the start of a partition nobody committed."""
-    return AIOKafkaConsumer(
-        DECISION_MADE.full_name(settings.topic_namespace),
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group_id(settings),
         enable_auto_commit=False,
@@ -184,11 +227,16 @@ def new_consumer(settings: Settings) -> AIOKafkaConsumer:
         rebalance_timeout_ms=10_000,
         request_timeout_ms=20_000,
     )
+    consumer.subscribe([DECISION_MADE.full_name(settings.topic_namespace)], listener=_Rebalances())
+    return consumer
 
 
 @contextlib.asynccontextmanager
 async def opened(
-    settings: Settings, stop: asyncio.Event, after_write: AfterWrite = _crash_here
+    settings: Settings,
+    stop: asyncio.Event,
+    after_write: AfterWrite = _crash_here,
+    liveness: Liveness | None = None,
 ) -> AsyncIterator[DecisionsSink]:
     """A sink whose pool, dead-letter producer and consumer are open inside the block."""
     async with contextlib.AsyncExitStack() as stack:
@@ -200,7 +248,9 @@ async def opened(
         consumer = new_consumer(settings)
         await consumer.start()
         stack.push_async_callback(consumer.stop)
-        yield DecisionsSink(settings, consumer, DecisionLog(pool), dead_letters, stop, after_write)
+        yield DecisionsSink(
+            settings, consumer, DecisionLog(pool), dead_letters, stop, after_write, liveness
+        )
 
 
 async def _main(settings: Settings) -> None:
@@ -208,7 +258,11 @@ async def _main(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with opened(settings, stop) as sink:
+    liveness = Liveness(settings.liveness_s)
+    async with (
+        serving_metrics(settings, SERVICE, liveness),
+        opened(settings, stop, liveness=liveness) as sink,
+    ):
         log.info(
             "%s: Ready, batches of up to %d decisions",
             SERVICE,

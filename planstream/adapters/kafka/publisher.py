@@ -6,9 +6,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from planstream.adapters.tracing import kafka_headers
 from planstream.domain.errors import EventRejected, RetryableError
 from planstream.domain.events import Event
 from planstream.domain.wire import encode_event
+from planstream.services import metrics
 from planstream.settings import Settings
 from topics import TopicSpec
 
@@ -27,10 +29,12 @@ def acknowledged_producer(settings: Settings, **options: Any) -> AIOKafkaProduce
 
 
 class EventPublisher:
-    """A plain aiokafka producer for processes that are not Faust workers (the ingress)."""
+    """A plain aiokafka producer for processes that are not Faust workers (the ingress, the
+    sweeper); ``service`` labels the events it counts as published."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, service: str) -> None:
         self._settings = settings
+        self._service = service
         self._producer = acknowledged_producer(settings, linger_ms=settings.producer_linger_ms)
 
     async def start(self) -> None:
@@ -46,7 +50,11 @@ class EventPublisher:
         data = encode_event(event, self._settings.max_event_bytes)
         try:
             await self._producer.send_and_wait(
-                spec.full_name(self._settings.topic_namespace), data, key=event.run_id.encode()
+                spec.full_name(self._settings.topic_namespace),
+                data,
+                key=event.run_id.encode(),
+                headers=kafka_headers(),  # the caller's trace context (its run's, see tracing)
             )
         except KafkaError as exc:
             raise RetryableError(f"Kafka did not take the event: {type(exc).__name__}") from exc
+        metrics.count_published(self._service, spec.name, len(data))

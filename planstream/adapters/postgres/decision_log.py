@@ -4,9 +4,14 @@ A decision row is unique per step attempt, so a replayed event inserts nothing; 
 moves forward (a decision older than the newest one applied leaves it alone). A batch is two
 statements in one transaction: the rows (pipelined by ``executemany``), then one set-based
 UPDATE of the runs, each run moved to the newest decision of the batch.
+
+``write`` returns the decisions the batch stored for the first time (a replay stores nothing),
+each with when its step attempt was requested, so the sink counts every decision once.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -14,7 +19,14 @@ import asyncpg
 from planstream.domain.events import DecisionMade
 from planstream.domain.steps import LAST_STEP
 
-__all__ = ["DecisionLog", "decision_row", "newest_per_run", "run_progress"]
+__all__ = [
+    "DecisionLog",
+    "Stored",
+    "decision_row",
+    "newest_per_run",
+    "requested_at",
+    "run_progress",
+]
 
 _INSERT = """
 INSERT INTO pipeline_decisions (
@@ -36,6 +48,45 @@ FROM unnest($1::text[], $2::smallint[], $3::smallint[], $4::text[], $5::smallint
 WHERE r.run_id = d.run_id
   AND (r.decided_step, r.decided_attempt, r.decided_review) < (d.step, d.attempt, d.review)
 """
+
+
+# The rows this transaction inserted (their xmin is its id): not those ON CONFLICT kept. With
+# the events the step attempt's jobs keep (the request is the earliest) and the first job's time.
+_STORED = """
+SELECT d.decision_id,
+       array(SELECT j.payload_ref #>> '{event,occurred_at}' FROM pipeline_jobs j
+             WHERE j.run_id = d.run_id AND j.step_id = d.step_id AND j.attempt = d.attempt)
+           AS event_times,
+       (SELECT min(j.created_at) FROM pipeline_jobs j
+        WHERE j.run_id = d.run_id AND j.step_id = d.step_id AND j.attempt = d.attempt)
+           AS first_job_at
+FROM pipeline_decisions d
+WHERE d.decision_id = ANY($1::text[]) AND d.xmin = pg_current_xact_id()::xid
+"""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A decision stored for the first time, and when its step attempt was requested."""
+
+    decision: DecisionMade
+    requested_at: datetime | None
+
+
+def requested_at(
+    event_times: Sequence[str | None], first_job_at: datetime | None
+) -> datetime | None:
+    """When a step attempt was requested: the earliest event its jobs keep (the request), or
+    the first job's creation when none is readable."""
+    times = []
+    for text in event_times:
+        try:
+            when = datetime.fromisoformat(text) if text else None
+        except ValueError:
+            continue
+        if when is not None and when.tzinfo is not None:
+            times.append(when)
+    return min(times, default=first_job_at)
 
 
 def decision_row(event: DecisionMade) -> tuple[Any, ...]:
@@ -119,10 +170,17 @@ class DecisionLog:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def write(self, decisions: Sequence[DecisionMade]) -> None:
+    async def write(self, decisions: Sequence[DecisionMade]) -> list[Stored]:
+        """Store the batch; the decisions stored for the first time."""
         ordered = sorted(decisions, key=lambda d: (d.run_id, d.step_id, d.attempt))
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.executemany(_INSERT, [decision_row(d) for d in ordered])
             runs = newest_per_run(ordered)
             if runs:
                 await conn.execute(_ADVANCE_RUNS, *_columns(runs))
+            rows = await conn.fetch(_STORED, [d.event_id for d in ordered])
+        by_id = {d.event_id: d for d in ordered}
+        return [
+            Stored(by_id[row["decision_id"]], requested_at(row["event_times"], row["first_job_at"]))
+            for row in rows
+        ]

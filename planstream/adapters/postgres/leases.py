@@ -16,8 +16,10 @@ __all__ = ["JobLeases"]
 
 # Create the job, or take over its lease when nobody holds it, it expired, or we already hold
 # it; never a job that finished or ran out of deliveries. One statement, so two workers racing
-# for the same job cannot both win. Every take-over bumps the fencing epoch.
+# for the same job cannot both win. Every take-over bumps the fencing epoch. ``previous`` is who
+# held the job when the statement began: another worker means a take-over of an expired lease.
 _ACQUIRE = """
+WITH previous AS (SELECT locked_by FROM pipeline_jobs WHERE idempotency_key = $6)
 INSERT INTO pipeline_jobs AS j (
     job_id, run_id, step_id, attempt, service, idempotency_key, payload_ref, max_attempts,
     status, attempts, locked_by, locked_at, lease_expires_at, lease_epoch)
@@ -36,7 +38,7 @@ ON CONFLICT (idempotency_key) DO UPDATE SET
 WHERE j.status IN ('pending', 'running')
   AND (j.locked_by IS NULL OR j.lease_expires_at < now() OR j.locked_by = EXCLUDED.locked_by)
   AND j.attempts < j.max_attempts
-RETURNING job_id, lease_epoch, attempts
+RETURNING job_id, lease_epoch, attempts, (SELECT locked_by FROM previous) AS previous_holder
 """
 
 # Record a job as pending (no lease, no delivery yet) when its event arrives; a job made
@@ -99,7 +101,9 @@ class JobLeases:
         except asyncpg.ForeignKeyViolationError:
             raise PermanentError(f"run {job.run_id} does not exist") from None
         if row is not None:
-            return Lease(row["job_id"], row["lease_epoch"], row["attempts"])
+            previous = row["previous_holder"]
+            taken_over = previous is not None and previous != worker_id
+            return Lease(row["job_id"], row["lease_epoch"], row["attempts"], taken_over)
         status, attempts, limit = await self._pool.fetchrow(
             "SELECT status, attempts, max_attempts FROM pipeline_jobs WHERE idempotency_key = $1",
             job.idempotency_key,

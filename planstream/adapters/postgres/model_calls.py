@@ -20,8 +20,9 @@ class ModelCallLog:
         await self._pool.execute(
             "INSERT INTO pipeline_model_calls (call_id, run_id, step_id, attempt, job_id,"
             " service, purpose, model, prompt_version, outcome, input_tokens, output_tokens,"
-            " cost_usd, latency_ms, finish_reason, error)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            " cost_usd, latency_ms, finish_reason, error, transport_attempt, waited_ms)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+            " $17, $18)"
             " ON CONFLICT (call_id) DO UPDATE SET outcome = EXCLUDED.outcome,"
             " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
             " cost_usd = EXCLUDED.cost_usd, latency_ms = EXCLUDED.latency_ms,"
@@ -43,17 +44,20 @@ class ModelCallLog:
             call.latency_ms,
             call.finish_reason,
             call.error,
+            call.transport_attempt,
+            call.waited_ms,
         )
 
     async def count(
         self, run_id: str, step_id: int, purpose: Purpose, attempts: tuple[int, int]
     ) -> int:
-        """How many calls of ``purpose`` the step made in the attempts ``first..last``."""
+        """How many calls of ``purpose`` the step's budget spent in the attempts ``first..last``
+        (first tries: a transport retry is part of its call)."""
         return cast(
             int,
             await self._pool.fetchval(
                 "SELECT count(*) FROM pipeline_model_calls WHERE run_id = $1 AND step_id = $2"
-                " AND purpose = $3 AND attempt BETWEEN $4 AND $5",
+                " AND purpose = $3 AND attempt BETWEEN $4 AND $5 AND transport_attempt = 1",
                 run_id,
                 step_id,
                 purpose,

@@ -54,13 +54,20 @@ class Repository:
         return Upload(**dict(row)) if row else None
 
     async def create_run(
-        self, run: Run, upload: Upload, source_artifact_id: str, payload_size_estimate: int
+        self,
+        run: Run,
+        upload: Upload,
+        source_artifact_id: str,
+        payload_size_estimate: int,
+        traceparent: str | None = None,
     ) -> None:
-        """Create the run and the artifact of its uploaded image, in one transaction."""
+        """Create the run and the artifact of its uploaded image, in one transaction;
+        ``traceparent`` names the run's trace (planstream.adapters.tracing)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO pipeline_runs (run_id, upload_id, ratio, quality_post_step4,"
-                " request_text, payload_size_estimate, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                " request_text, payload_size_estimate, status, traceparent)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 run.run_id,
                 run.upload_id,
                 run.ratio,
@@ -68,6 +75,7 @@ class Repository:
                 run.request_text,
                 payload_size_estimate,
                 run.status,
+                traceparent,
             )
             await conn.execute(
                 "INSERT INTO pipeline_artifacts (artifact_id, run_id, step_id, kind, upload_id,"
@@ -78,6 +86,13 @@ class Repository:
                 upload.storage_bucket,
                 upload.storage_path,
             )
+
+    async def run_traceparent(self, run_id: str) -> str | None:
+        """The W3C traceparent of the run's trace (None: no such run, or none kept)."""
+        value = await self._pool.fetchval(
+            "SELECT traceparent FROM pipeline_runs WHERE run_id = $1", run_id
+        )
+        return cast(str | None, value)
 
     async def get_run(self, run_id: str) -> Run | None:
         row = await self._pool.fetchrow(

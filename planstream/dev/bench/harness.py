@@ -35,8 +35,9 @@ from topics import DEAD_LETTER, DECISION_MADE, IMAGE_READY, STEP_REQUESTED
 __all__ = ["Pipeline", "cpu_labels", "cpu_now"]
 
 SampleKind = Literal["correct", "hang"]
-_ASSIGNED = "Executing _on_partitions_assigned"
-_RECOVERED = "[^---Recovery]: Worker ready"
+# planstream's own lines (planstream.adapters.faust.app): Faust's logs at WARNING.
+_ASSIGNED = ": rebalance started"
+_RECOVERED = ": rebalance done"
 
 
 def _ready(run: seeding.SeededRun) -> ImageReady:

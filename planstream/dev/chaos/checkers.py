@@ -70,8 +70,23 @@ ORDER BY 1, 2, 3
 # I1, indeterminate sends: absent is fine, present means processed exactly once.
 _INDETERMINATE_TWICE = """
 SELECT run_id, step_id, attempt, count(*) AS decisions FROM pipeline_decisions
-WHERE run_id = ANY($1) AND decided_by = 'supervisor'
+WHERE run_id = ANY($1) AND decided_by IN ('supervisor', 'legacy')
 GROUP BY 1, 2, 3 HAVING count(*) > 1
+"""
+
+# I2 across the two paths (docs/migration.md): a step attempt decided by both the Supervisor and
+# the legacy bridge, or worked on by a planstream step service and the old function. (The
+# Supervisor deciding on a legacy job the sweeper gave up is one path's failure, not two paths.)
+_DECIDED_ON_BOTH_PATHS = """
+SELECT run_id, step_id, attempt, array_agg(decided_by ORDER BY decided_by) AS deciders
+FROM pipeline_decisions WHERE run_id = ANY($1) AND decided_by IN ('supervisor', 'legacy')
+GROUP BY 1, 2, 3 HAVING count(DISTINCT decided_by) > 1
+"""
+
+_DONE_ON_BOTH_PATHS = """
+SELECT run_id, step_id, attempt, array_agg(service ORDER BY service) AS services
+FROM pipeline_jobs WHERE run_id = ANY($1) AND service <> 'supervisor'
+GROUP BY 1, 2, 3 HAVING bool_or(service = 'legacy') AND bool_or(service <> 'legacy')
 """
 
 _DUP_PHYSICAL = """
@@ -114,14 +129,15 @@ SELECT coalesce(max(greatest(attempt, attempts)), 0) AS worst,
 FROM pipeline_jobs WHERE run_id = ANY($1)
 """
 
+# The step's budget counts first tries; a transport retry (429, 5xx) is part of its call.
 _CALLS_OVER_BUDGET = """
 SELECT run_id, step_id, purpose, count(*) AS calls FROM pipeline_model_calls
-WHERE run_id = ANY($1) GROUP BY 1, 2, 3 HAVING count(*) > $2
+WHERE run_id = ANY($1) AND transport_attempt = 1 GROUP BY 1, 2, 3 HAVING count(*) > $2
 """
 
 _MAX_CALLS = """
 SELECT coalesce(max(n), 0) FROM (
-    SELECT count(*) AS n FROM pipeline_model_calls WHERE run_id = ANY($1)
+    SELECT count(*) AS n FROM pipeline_model_calls WHERE run_id = ANY($1) AND transport_attempt = 1
     GROUP BY run_id, step_id, purpose
 ) per_step
 """
@@ -186,6 +202,8 @@ async def check_database(
     twice = await conn.fetch(_INDETERMINATE_TWICE, list(indeterminate))
     physical = await conn.fetch(_DUP_PHYSICAL, every)
     logical = await conn.fetch(_DUP_LOGICAL, every)
+    decided_twice = await conn.fetch(_DECIDED_ON_BOTH_PATHS, every)
+    done_twice = await conn.fetch(_DONE_ON_BOTH_PATHS, every)
     not_terminal = await conn.fetch(_NOT_TERMINAL, runs)
     contradicts = await conn.fetch(_STATUS_CONTRADICTS, runs)
     over = await conn.fetch(_ATTEMPTS, every, max_attempts)
@@ -204,6 +222,8 @@ async def check_database(
         Check("I1", "indeterminate_processed_twice", len(twice), _rows(twice)),
         Check("I2", "dup_decisions_physical", len(physical), _rows(physical)),
         Check("I2", "dup_decisions_logical", len(logical), _rows(logical)),
+        Check("I2", "decided_on_both_paths", len(decided_twice), _rows(decided_twice)),
+        Check("I2", "done_on_both_paths", len(done_twice), _rows(done_twice)),
         Check("I3", "runs_not_terminal", len(not_terminal), _rows(not_terminal)),
         Check("I3", "status_contradicts_decisions", len(contradicts), _rows(contradicts)),
         Check("I4", "steps_over_attempt_budget", len(over), _rows(over)),

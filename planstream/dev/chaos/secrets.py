@@ -1,5 +1,8 @@
 """I7: canary secrets must never reach a log, a topic, a dead letter or a database column.
 
+Logs are read as written: text lines as they are, JSON lines (the services' form) decoded, so
+a secret is found however the encoder escaped it.
+
 The harness runs every process with canary credentials (the model API key, the S3 secret key,
 and on the private PostgreSQL the role's password). A scan counts each canary's occurrences in
 every log file the harness produced, every record (value and headers) of the session's topics,
@@ -7,6 +10,7 @@ and every text/json column of the session's database; it also counts presigned-U
 in logs and topics (a signed URL is a bearer credential) and raw terminal escapes in logs.
 """
 
+import json
 import re
 import secrets as random_secrets
 from collections import Counter
@@ -94,14 +98,42 @@ def scan_logs(
                 data = log.read()
         except OSError:
             continue
-        _count_in(data, values, scan, str(path))
-        signatures = data.count(SIGNATURE.encode())
+        readable = _readable(data)
+        _count_in(readable, values, scan, str(path))
+        signatures = readable.count(SIGNATURE.encode())
         if signatures:
             scan.signatures += signatures
             if len(scan.places) < 20:
                 scan.places.append(f"{path}: {signatures} presigned signatures")
         scan.escapes += len(_ESCAPE.findall(data))
     return scan
+
+
+def _readable(data: bytes) -> bytes:
+    """``data`` with each JSON log line replaced by its keys and string values, decoded: a
+    secret a JSON encoder escaped (``\\u0073k-...``, ``\\/``) reads as itself there. Other
+    lines (a text log, a traceback printed outside logging) are kept as they are."""
+    lines = []
+    for line in data.split(b"\n"):
+        if line.startswith(b"{") and b"\\" in line:  # only an escape makes the two differ
+            try:
+                lines.append("\t".join(_strings(json.loads(line))).encode())
+                continue
+            except ValueError:
+                pass
+        lines.append(line)
+    return b"\n".join(lines)
+
+
+def _strings(value: object) -> list[str]:
+    """Every key and string inside a decoded JSON value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in (key, *_strings(item))]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
 
 
 def log_offsets(paths: Sequence[Path]) -> dict[Path, int]:

@@ -124,9 +124,12 @@ async def _audit(state: ServerState, chat: ChatRequest) -> dict[str, Any]:
 
 
 async def chat_completions(request: web.Request) -> web.Response:
-    """Answer one chat completion the way the schema it asks for is scripted."""
+    """Answer one chat completion the way the schema it asks for is scripted (within the
+    quota, if one is set)."""
     state = request.app[STATE]
     chat = parse_chat_request(await _json(request))
+    charged = len(await request.read()) // 4 + (chat.max_completion_tokens or 0)
+    state.quota.admit(chat.model, charged)
     if state.delay_s > 0:
         await asyncio.sleep(state.delay_s)
     if chat.schema_name == "spaces_v1":
@@ -135,4 +138,5 @@ async def chat_completions(request: web.Request) -> web.Response:
         body = _comparison(chat)
     else:
         body = await _audit(state, chat)
+    state.quota.settle(chat.model, charged, body["usage"]["total_tokens"])
     return web.json_response(body)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from planstream.dev.modelserver.completions import image_edit
 from planstream.dev.modelserver.errors import bad_request
+from planstream.dev.modelserver.quota import IMAGE_INPUT_TOKENS
 from planstream.dev.modelserver.renders import PNG_SIGNATURE, RenderRefused, parse_size, render
 from planstream.dev.modelserver.state import STATE
 
@@ -16,8 +17,8 @@ __all__ = ["image_edits"]
 log = logging.getLogger(__name__)
 
 
-async def _fields(request: web.Request) -> tuple[bytes, str, str]:
-    """The upload, the prompt and the size of the multipart form."""
+async def _fields(request: web.Request) -> tuple[bytes, str, str, str]:
+    """The upload, the prompt, the size and the model of the multipart form."""
     try:
         form = await request.post()
     except ValueError:
@@ -26,6 +27,7 @@ async def _fields(request: web.Request) -> tuple[bytes, str, str]:
     if not isinstance(upload, web.FileField):
         raise bad_request("image is required: one PNG file", param="image")
     prompt, size, count = form.get("prompt"), form.get("size"), form.get("n", "1")
+    model = form.get("model")
     if not isinstance(prompt, str) or not prompt.strip():
         raise bad_request("prompt is required", param="prompt")
     if not isinstance(size, str):
@@ -35,13 +37,15 @@ async def _fields(request: web.Request) -> tuple[bytes, str, str]:
     data = upload.file.read()
     if not data.startswith(PNG_SIGNATURE):
         raise bad_request("image must be a PNG file", param="image")
-    return data, prompt, size
+    return data, prompt, size, model if isinstance(model, str) else ""
 
 
 async def image_edits(request: web.Request) -> web.Response:
     """Render the uploaded image (a sample or an earlier render) and register the result."""
     state = request.app[STATE]
-    data, prompt, size_text = await _fields(request)
+    data, prompt, size_text, model = await _fields(request)
+    charged = len(prompt) // 4 + IMAGE_INPUT_TOKENS
+    state.quota.admit(model, charged)
     try:
         size = parse_size(size_text, state.max_image_pixels)
     except RenderRefused as exc:
@@ -60,4 +64,6 @@ async def image_edits(request: web.Request) -> web.Response:
         raise bad_request(str(exc), param="image") from None
     state.registry.register_render(hashlib.sha256(png).hexdigest(), made_from, size)
     log.info("render of %s at %dx%d", made_from.sample.id, size[0], size[1])
-    return web.json_response(image_edit(png, prompt, size))
+    body = image_edit(png, prompt, size)
+    state.quota.settle(model, charged, body["usage"]["total_tokens"])
+    return web.json_response(body)

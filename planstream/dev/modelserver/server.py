@@ -13,6 +13,7 @@ from planstream.dev.modelserver.chat import chat_completions
 from planstream.dev.modelserver.errors import ApiError
 from planstream.dev.modelserver.fetcher import ImageFetcher
 from planstream.dev.modelserver.images import image_edits
+from planstream.dev.modelserver.quota import Quota
 from planstream.dev.modelserver.registry import Registry
 from planstream.dev.modelserver.state import STATE, ServerState
 from planstream.settings import Settings
@@ -105,6 +106,9 @@ def create_app(settings: Settings) -> web.Application:
         hang_s=settings.model_hang_s,
         delay_s=settings.model_delay_s,  # 0 by default: no added latency
         max_image_pixels=settings.max_image_pixels,
+        quota=Quota(
+            settings.model_server_rpm, settings.model_server_tpm, settings.model_server_burst_s
+        ),
     )
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/v1/models", _models)

@@ -1,1 +1,1 @@
-"""The local stack: Kafka, PostgreSQL, S3 and the model server as processes on loopback."""
+"""The local stack: Kafka, PostgreSQL, S3, the model server and Prometheus on loopback."""

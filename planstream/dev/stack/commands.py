@@ -9,16 +9,25 @@ from typing import Final, Literal
 
 from planstream.dev.stack import processes
 from planstream.dev.stack.kafka import Kafka
+from planstream.dev.stack.legacy import LegacyServer
 from planstream.dev.stack.model import ModelServer
 from planstream.dev.stack.postgres import Postgres
 from planstream.dev.stack.processes import PidRecord, ServiceFiles
+from planstream.dev.stack.prometheus import Prometheus
 from planstream.dev.stack.s3 import S3
 from planstream.dev.stack.service import Service, ServiceDown, StackError
 from planstream.settings import Settings
 
 __all__ = ["SERVICE_TYPES", "build", "down", "status", "up"]
 
-SERVICE_TYPES: Final[tuple[type[Service], ...]] = (Kafka, Postgres, S3, ModelServer)
+SERVICE_TYPES: Final[tuple[type[Service], ...]] = (
+    Kafka,
+    Postgres,
+    S3,
+    ModelServer,
+    Prometheus,
+    LegacyServer,
+)
 _READY_POLL_S: Final = 0.5
 
 
@@ -48,7 +57,7 @@ def _is_local(service: Service) -> bool:
 
 def _line(name: str, state: str, text: str) -> str:
     """One aligned line of output: service, state, then where or what."""
-    return f"{name:<10}{state:<9}{text}"
+    return f"{name:<12}{state:<9}{text}"
 
 
 def _report(outcomes: Sequence[Outcome]) -> int:

@@ -1,4 +1,4 @@
-"""Finding the programs the local stack runs: Java, Maven and the PostgreSQL server binaries."""
+"""Finding the programs the local stack runs: Java, Maven, PostgreSQL's server and Prometheus."""
 
 import os
 import re
@@ -14,6 +14,8 @@ __all__ = [
     "find_java",
     "find_maven",
     "find_pg_bindir",
+    "find_prometheus",
+    "find_promtool",
     "java_major",
     "parse_java_major",
     "pick_highest",
@@ -69,6 +71,18 @@ def find_java() -> Path | None:
 def find_maven() -> Path | None:
     """mvn from PATH."""
     on_path = shutil.which("mvn")
+    return Path(on_path) if on_path is not None else None
+
+
+def find_prometheus() -> Path | None:
+    """The Prometheus server from PATH (Debian's ``prometheus`` package puts it in /usr/bin)."""
+    on_path = shutil.which("prometheus")
+    return Path(on_path) if on_path is not None else None
+
+
+def find_promtool() -> Path | None:
+    """promtool from PATH: it checks and unit-tests rule files (same package as the server)."""
+    on_path = shutil.which("promtool")
     return Path(on_path) if on_path is not None else None
 
 

@@ -6,7 +6,7 @@ import json
 from planstream.domain.events import ComparisonCompleted, InfoExtracted
 from planstream.domain.rules import MODEL_REFUSED, Policy
 from planstream.services.comparison_worker import SERVICE, ComparisonWorker
-from tests.fakes import FakeWorld, make_world, throttled
+from tests.fakes import FakeWorld, make_world, timed_out
 from tests.unit.services.steps import (
     clean_plan,
     comparison_answer,
@@ -73,7 +73,7 @@ async def test_the_request_is_compared_by_the_model() -> None:
 async def test_a_comparison_the_model_never_answers_is_model_unavailable() -> None:
     world = make_world()
     _, extracted = await _extracted(world, clean_plan(), request_text="Two bedrooms.")
-    world.model.script_chat(throttled(), throttled(), throttled())
+    world.model.script_chat(timed_out(), timed_out(), timed_out())
 
     await ComparisonWorker(world.runtime(SERVICE), Policy()).handle(extracted)
 

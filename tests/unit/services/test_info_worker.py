@@ -1,6 +1,7 @@
-"""The Info Worker's real code on the fakes: a document stored and announced, transient model
-failures retried within the step's budget (and the budget running out), a refusal, and a
-result refused when the job was taken over while the model was thinking."""
+"""The Info Worker's real code on the fakes: a document stored and announced, transport failures
+retried within the call's transport budget, timeouts spending the step's budget (and the budget
+running out), a refusal, and a result refused when the job was taken over while the model was
+thinking."""
 
 import json
 
@@ -38,7 +39,7 @@ async def test_a_document_is_stored_and_announced() -> None:
     assert world.job(SERVICE, extracted.idempotency_key)["status"] == "completed"
 
 
-async def test_transient_failures_are_retried_within_the_budget() -> None:
+async def test_transport_failures_are_retried_within_one_call_of_the_budget() -> None:
     world = make_world()
     run_id, _, ready = await _ready(world)
     world.model.script_chat(throttled(), server_error(), plan_answer())
@@ -46,15 +47,19 @@ async def test_transient_failures_are_retried_within_the_budget() -> None:
     await InfoWorker(world.runtime(SERVICE)).handle(ready)
 
     extracted = world.publisher.only(INFO_EXTRACTED, InfoExtracted)
-    assert (extracted.failure, extracted.model_calls) == (None, 3)
-    outcomes = [c.outcome for c in world.model_calls.calls(run_id)]
-    assert outcomes == ["throttled", "failed", "answered"]
+    assert (extracted.failure, extracted.model_calls) == (None, 1)
+    calls = world.model_calls.calls(run_id)
+    assert [(c.outcome, c.transport_attempt) for c in calls] == [
+        ("throttled", 1),
+        ("failed", 2),
+        ("answered", 3),
+    ]
 
 
 async def test_three_unavailable_calls_exhaust_the_budget() -> None:
     world = make_world()
     run_id, _, ready = await _ready(world)
-    world.model.script_chat(throttled(), throttled(), timed_out(), plan_answer())
+    world.model.script_chat(timed_out(), timed_out(), timed_out(), plan_answer())
 
     await InfoWorker(world.runtime(SERVICE)).handle(ready)
 
@@ -64,7 +69,7 @@ async def test_three_unavailable_calls_exhaust_the_budget() -> None:
     assert (extracted.spaces_artifact_id, extracted.raw_artifact_id) == (None, None)
     assert extracted.model_calls == 3 and world.model.unplayed == 1
     outcomes = [c.outcome for c in world.model_calls.calls(run_id)]
-    assert outcomes == ["throttled", "throttled", "timeout"]
+    assert outcomes == ["timeout", "timeout", "timeout"]
     job = world.job(SERVICE, extracted.idempotency_key)
     assert job["status"] == "completed" and job["last_error"].startswith("MODEL_UNAVAILABLE: ")
 
@@ -72,10 +77,10 @@ async def test_three_unavailable_calls_exhaust_the_budget() -> None:
 async def test_calls_of_earlier_attempts_count_against_the_budget() -> None:
     world = make_world()
     run_id, source, first = await _ready(world)
-    world.model.script_chat(throttled(), plan_answer(clean_plan(1000, 800)))
+    world.model.script_chat(timed_out(), plan_answer(clean_plan(1000, 800)))
     await InfoWorker(world.runtime(SERVICE)).handle(first)
     second = make_image_ready(run_id, source, attempt=2)
-    world.model.script_chat(throttled(), plan_answer())
+    world.model.script_chat(timed_out(), plan_answer())
 
     await InfoWorker(world.runtime(SERVICE)).handle(second)
 

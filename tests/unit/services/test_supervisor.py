@@ -18,7 +18,7 @@ from planstream.domain.rules import (
     Policy,
 )
 from planstream.services.supervisor import SERVICE, Supervisor
-from tests.fakes import FakeWorld, make_world, throttled
+from tests.fakes import FakeWorld, make_world, timed_out
 from tests.unit.services.steps import (
     WHEN,
     audit_answer,
@@ -113,14 +113,14 @@ async def test_an_inconsistent_audit_is_a_failure_of_its_own() -> None:
 
 async def test_an_audit_the_model_never_answers_uses_up_its_budget() -> None:
     world = make_world()
-    world.model.script_chat(throttled(), throttled(), throttled(), audit_answer())
+    world.model.script_chat(timed_out(), timed_out(), timed_out(), audit_answer())
 
     decision, _ = await _decide(world, [])
 
     assert [f.rule for f in decision.failures] == ["MODEL_UNAVAILABLE"]
     assert decision.decision == "retry" and world.model.unplayed == 1
     calls = world.model_calls.calls(decision.run_id)
-    assert [(c.purpose, c.outcome) for c in calls] == [("audit", "throttled")] * 3
+    assert [(c.purpose, c.outcome) for c in calls] == [("audit", "timeout")] * 3
 
 
 async def test_an_upstream_failure_is_decided_without_an_audit() -> None:

@@ -75,7 +75,7 @@ helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 
 {{/* Rolls the pods when a setting changes. */}}
 {{- define "planstream.settingsChecksum" -}}
-{{- toJson (list .Values.config .Values.secret .Values.ingress.port) | sha256sum }}
+{{- toJson (list .Values.config .Values.secret .Values.ingress.port .Values.metrics.port) | sha256sum }}
 {{- end }}
 
 {{/* Pod-level fields shared by every Deployment and Job. */}}
@@ -115,8 +115,22 @@ volumeMounts:
 {{- end }}
 
 {{/*
-A Deployment of one planstream process; takes (dict "ctx" $ "component" NAME "args" LIST
-"replicas" N "resources" MAP "extra" YAML), where extra holds more container fields.
+The components whose pods run a planstream process with a metrics port, as
+app.kubernetes.io/component values: the ingress and every worker, replicas 0 included.
+*/}}
+{{- define "planstream.processComponents" -}}
+{{- $components := list "ingress" }}
+{{- range $service, $_ := .Values.workers }}
+{{- $components = append $components ($service | replace "_" "-") }}
+{{- end }}
+{{- toJson $components }}
+{{- end }}
+
+{{/*
+A Deployment of one planstream process; takes (dict "ctx" $ "component" NAME "process" NAME
+"args" LIST "replicas" N "resources" MAP "grace" SECONDS "extra" YAML), where process is the
+service's own name (the `process` label of its metrics), replicas is left out when an HPA owns
+it (nil), grace is optional and extra holds more container fields.
 */}}
 {{- define "planstream.deployment" -}}
 {{- $labels := dict "ctx" .ctx "component" .component -}}
@@ -128,7 +142,9 @@ metadata:
     {{- include "planstream.labels" .ctx | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
 spec:
+  {{- if not (kindIs "invalid" .replicas) }}
   replicas: {{ .replicas }}
+  {{- end }}
   selector:
     matchLabels:
       {{- include "planstream.componentLabels" $labels | nindent 6 }}
@@ -136,17 +152,54 @@ spec:
     metadata:
       labels:
         {{- include "planstream.componentLabels" $labels | nindent 8 }}
+        # The PodMonitor copies it into the `process` label of every series.
+        planstream.io/process: {{ .process }}
       annotations:
         checksum/settings: {{ include "planstream.settingsChecksum" .ctx }}
     spec:
+      {{- with .grace }}
+      terminationGracePeriodSeconds: {{ . }}
+      {{- end }}
       {{- include "planstream.podSpec" .ctx | nindent 6 }}
       containers:
         - name: {{ .component }}
           {{- include "planstream.container" (dict "ctx" .ctx "hook" false) | nindent 10 }}
           args: {{ toJson .args }}
+          ports:
+            {{- with .ports }}
+            {{- . | nindent 12 }}
+            {{- end }}
+            - name: metrics
+              containerPort: {{ .ctx.Values.metrics.port }}
           {{- with .extra }}
-          {{- . | nindent 10 }}
+          {{- . | trim | nindent 10 }}
           {{- end }}
           resources:
             {{- toYaml .resources | nindent 12 }}
+{{- end }}
+
+{{/*
+A PodDisruptionBudget for one component; takes (dict "ctx" $ "component" NAME "budget" MAP)
+with budget.maxUnavailable or budget.minAvailable (maxUnavailable wins when both are set).
+*/}}
+{{- define "planstream.pdb" -}}
+{{- $labels := dict "ctx" .ctx "component" .component -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "planstream.componentName" $labels }}
+  labels:
+    {{- include "planstream.labels" .ctx | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  {{- if not (kindIs "invalid" .budget.maxUnavailable) }}
+  maxUnavailable: {{ .budget.maxUnavailable | toJson }}
+  {{- else if not (kindIs "invalid" .budget.minAvailable) }}
+  minAvailable: {{ .budget.minAvailable | toJson }}
+  {{- else }}
+  {{- fail (printf "%s: podDisruptionBudget needs maxUnavailable or minAvailable" .component) }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "planstream.componentLabels" $labels | nindent 6 }}
 {{- end }}
