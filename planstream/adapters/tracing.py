@@ -263,7 +263,22 @@ class RunTracePublisher:
         self._service = service
 
     async def publish(self, spec: TopicSpec, event: Event) -> None:
-        stored = await self._traceparent_of(event.run_id)
+        await self._publish_in(await self._traceparent_of(event.run_id), spec, event)
+
+    async def bound(self, run_id: str) -> Publisher:
+        """A publisher for ``run_id``'s events whose trace is read now, not at publish time: for a
+        publish made inside a database transaction, which must not wait for a second pooled
+        connection (with the pool exhausted, that wait never ends)."""
+        stored = await self._traceparent_of(run_id)
+        parent = self
+
+        class _Bound:
+            async def publish(self, spec: TopicSpec, event: Event) -> None:
+                await parent._publish_in(stored, spec, event)
+
+        return _Bound()
+
+    async def _publish_in(self, stored: str | None, spec: TopicSpec, event: Event) -> None:
         attributes: dict[str, Any] = {
             **event_attributes(event),
             "messaging.system": "kafka",

@@ -189,7 +189,8 @@ async def request_step(request: web.Request) -> web.Response:
         idempotency_key=f"{service}:{step_key(run_id, step_id, attempt)}",
         published_at=None,
     )
-    publisher = _in_run_trace(request)
+    # The trace is read before the transaction that publishes: no second connection inside it.
+    publisher = await _in_run_trace(request).bound(run_id)
     stored, created = await repo.request_step(
         job,
         request_key=key,
