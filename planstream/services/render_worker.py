@@ -7,7 +7,7 @@ Image I/O, Info, Comparison and the Supervisor like step 0's upload.
 
 import asyncio
 import logging
-from typing import Final
+from typing import Any, Final
 
 from planstream.crashpoints import crashpoint
 from planstream.domain.errors import RecordMissing
@@ -54,8 +54,7 @@ class RenderWorker:
             data = await rt.storage.read(
                 source.storage_bucket, source.storage_path, rt.settings.max_image_bytes
             )
-            width = int(source.metadata.get("width_px", 0))
-            height = int(source.metadata.get("height_px", 0))
+            width, height = await self._source_size(source.metadata, data)
             size = render_size(width, height, request.quality)
             asked = model_size(size, rt.settings.model_image_sizes)
             png = await asyncio.to_thread(rt.imaging.as_png, data)
@@ -89,6 +88,16 @@ class RenderWorker:
             )
             await rt.publisher.publish(STEP_REQUESTED, follow)
             await rt.jobs.finish(work, "completed", {"artifact_id": artifact_id})
+
+    async def _source_size(self, metadata: dict[str, Any], data: bytes) -> tuple[int, int]:
+        """The source's size as Image I/O measured it, or measured now: a source no Image I/O
+        checked (the upload of a run whose step 0 ran on the old function) has none."""
+        width, height = int(metadata.get("width_px", 0)), int(metadata.get("height_px", 0))
+        if width > 0 and height > 0:
+            return width, height
+        rt = self._rt
+        facts = await asyncio.to_thread(rt.imaging.inspect, data, rt.settings.max_image_pixels)
+        return facts.width_px, facts.height_px
 
     async def _check(self, png: bytes, size: tuple[int, int]) -> Failure | None:
         """Whether the render decodes and has exactly the size asked for."""

@@ -7,10 +7,14 @@ from planstream.domain.events import (
     InfoRequested,
     LegacyStepRequested,
     RenderRequested,
+    StepRequested,
     step_key,
 )
 from planstream.domain.ids import new_id
+from planstream.domain.policy import render_size
 from planstream.domain.rules import DUPLICATE_SPACE_IDS, MODEL_UNAVAILABLE, WORKER_LOST, Policy
+from planstream.ports import ImageAnswer
+from planstream.services.render_worker import RenderWorker
 from planstream.services.supervisor import SERVICE, Supervisor
 from tests.fakes import FakeWorld, fake_image, make_world
 from tests.unit.services.steps import (
@@ -19,7 +23,13 @@ from tests.unit.services.steps import (
     make_comparison_completed,
     make_step_failed,
 )
-from topics import DECISION_MADE, INFO_REQUESTED, LEGACY_REQUESTED, RENDER_REQUESTED
+from topics import (
+    DECISION_MADE,
+    INFO_REQUESTED,
+    LEGACY_REQUESTED,
+    RENDER_REQUESTED,
+    STEP_REQUESTED,
+)
 
 ROLLBACK = {"use_new_pipeline": "false"}
 DUPLICATE = DUPLICATE_SPACE_IDS.failure("S2 is numbered twice", space_id="S2")
@@ -174,3 +184,29 @@ async def test_a_lost_legacy_job_is_retried_on_the_new_path_after_a_flip_back() 
     render = world.publisher.only(RENDER_REQUESTED, RenderRequested)
     assert (render.step_id, render.attempt, render.source_artifact_id) == (3, 2, step2)
     assert world.publisher.events(LEGACY_REQUESTED) == []
+
+
+async def test_a_render_after_step_0_on_the_old_function_measures_the_upload() -> None:
+    """Image I/O never measured a run's upload when step 0 ran on the old function: the render
+    of step 1 on the new path measures it itself."""
+    world = make_world()
+    run, source = await world.new_run()  # a 2400 x 1800 upload, no measured size on record
+    assert "width_px" not in (await world.repo.artifact(source)).metadata  # type: ignore[union-attr]
+    render = RenderRequested(
+        event_id=new_id("evt"),
+        run_id=run.run_id,
+        occurred_at=WHEN,
+        step_id=1,
+        attempt=1,
+        idempotency_key=step_key(run.run_id, 1, 1),
+        source_artifact_id=source,
+        quality="2K",
+    )
+    size = render_size(2400, 1800, "2K")
+    world.model.script_image(ImageAnswer(fake_image(*size), 1_000, 4_000, 5))
+
+    await RenderWorker(world.runtime("render_worker")).handle(render)
+
+    [edit] = world.model.image_requests
+    assert (edit.width, edit.height) == size
+    assert world.publisher.only(STEP_REQUESTED, StepRequested).step_id == 1
