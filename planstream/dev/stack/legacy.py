@@ -1,17 +1,12 @@
 """The local stack's old function: `planstream legacy-function`, the scripted run-pipeline-step."""
 
 import sys
-from typing import Final
-
-import aiohttp
 
 from planstream.dev.legacy.server import FUNCTION_PATH
 from planstream.dev.stack.processes import Launch
-from planstream.dev.stack.service import Service, ServiceDown, reason
+from planstream.dev.stack.service import Service, probe_http
 
 __all__ = ["LegacyServer"]
-
-_PROBE_TIMEOUT: Final = aiohttp.ClientTimeout(total=5)
 
 
 class LegacyServer(Service):
@@ -36,12 +31,4 @@ class LegacyServer(Service):
     async def healthy(self) -> None:
         """``GET /healthz`` answers 200."""
         url = self._base() + "/healthz"
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=_PROBE_TIMEOUT) as session,
-                session.get(url) as response,
-            ):
-                if response.status != 200:
-                    raise ServiceDown(f"GET {url} answered HTTP {response.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ServiceDown(f"GET {url} failed: {reason(exc)}") from exc
+        await probe_http(url)

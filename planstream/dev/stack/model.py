@@ -1,16 +1,12 @@
 """The local model server: `planstream model-server`, the scripted OpenAI-compatible server."""
 
+import json
 import sys
-from typing import Final
-
-import aiohttp
 
 from planstream.dev.stack.processes import Launch
-from planstream.dev.stack.service import Service, ServiceDown, reason
+from planstream.dev.stack.service import Service, ServiceDown, probe_http
 
 __all__ = ["ModelServer"]
-
-_PROBE_TIMEOUT: Final = aiohttp.ClientTimeout(total=5)
 
 
 class ModelServer(Service):
@@ -35,14 +31,8 @@ class ModelServer(Service):
         url = self.settings.model_base_url.rstrip("/") + "/models"
         headers = {"Authorization": f"Bearer {self.settings.model_api_key}"}
         try:
-            async with (
-                aiohttp.ClientSession(timeout=_PROBE_TIMEOUT) as session,
-                session.get(url, headers=headers) as response,
-            ):
-                if response.status != 200:
-                    raise ServiceDown(f"GET {url} answered HTTP {response.status}")
-                body = await response.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ServiceDown(f"GET {url} failed: {reason(exc)}") from exc
+            body = json.loads(await probe_http(url, headers))
+        except ValueError:
+            body = None
         if not isinstance(body, dict) or body.get("object") != "list":
             raise ServiceDown(f"GET {url} did not answer an OpenAI model list")

@@ -9,11 +9,9 @@ import json
 from pathlib import Path
 from typing import Final
 
-import aiohttp
-
 from planstream.dev.launcher import targets_dir
 from planstream.dev.stack.processes import Launch
-from planstream.dev.stack.service import Service, ServiceDown, reason
+from planstream.dev.stack.service import Service, probe_http
 from planstream.dev.stack.tools import find_prometheus
 from planstream.settings import Settings
 
@@ -30,7 +28,6 @@ RULES_DIR: Final = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
 SCRAPE_JOB: Final = "planstream"  # the job label compose and the chart give planstream's processes
 _RULES_GLOB: Final = "*.rules.yml"
 _TARGETS_REFRESH: Final = "5s"  # file_sd watches the folder; this is the fallback re-read
-_PROBE_TIMEOUT: Final = aiohttp.ClientTimeout(total=5)
 
 
 def duration(seconds: float) -> str:
@@ -115,12 +112,4 @@ class Prometheus(Service):
     async def healthy(self) -> None:
         """``GET <prometheus_url>/-/ready`` answers 200 (its TSDB open, its rules loaded)."""
         url = self.settings.prometheus_url.rstrip("/") + "/-/ready"
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=_PROBE_TIMEOUT) as session,
-                session.get(url) as response,
-            ):
-                if response.status != 200:
-                    raise ServiceDown(f"GET {url} answered HTTP {response.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ServiceDown(f"GET {url} failed: {reason(exc)}") from exc
+        await probe_http(url)

@@ -2,13 +2,18 @@
 
 import signal
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Final
+
+import aiohttp
 
 from planstream.dev.stack.processes import Launch, ServiceFiles
 from planstream.domain.errors import PlanstreamError
 from planstream.settings import Settings
 
-__all__ = ["Service", "ServiceDown", "StackError", "reason"]
+__all__ = ["Service", "ServiceDown", "StackError", "probe_http", "reason"]
+
+_PROBE_TIMEOUT: Final = aiohttp.ClientTimeout(total=5)
 
 
 class StackError(PlanstreamError):
@@ -22,6 +27,21 @@ class ServiceDown(PlanstreamError):
 def reason(exc: BaseException) -> str:
     """An exception as a short phrase: its message, or its type's name when it has none."""
     return str(exc) or type(exc).__name__
+
+
+async def probe_http(url: str, headers: Mapping[str, str] | None = None) -> bytes:
+    """The body of ``GET url`` when it answers 200 within the probe timeout; ServiceDown saying
+    what the probe saw otherwise."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=_PROBE_TIMEOUT) as session,
+            session.get(url, headers=headers) as response,
+        ):
+            if response.status != 200:
+                raise ServiceDown(f"GET {url} answered HTTP {response.status}")
+            return await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ServiceDown(f"GET {url} failed: {reason(exc)}") from exc
 
 
 class Service(ABC):
