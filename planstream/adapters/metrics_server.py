@@ -5,7 +5,7 @@ process's own event loop: if that loop is wedged, the probe gets no answer at al
 liveness probe counts as a failure too. ``/metrics`` is the Prometheus text format of the
 default registry (``planstream.services.metrics`` and the client's process collectors);
 ``/healthz`` is 200 while the process's ``Liveness`` saw progress within ``liveness_s``, 503
-after. Outside the API: no authentication, no ``/v1``, not on the ingress's port.
+after; a process that has none to give (the ingress) is live while its loop answers. Outside the API: no authentication, no ``/v1``, not on the ingress's port.
 """
 
 import logging
@@ -59,7 +59,11 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    liveness = request.app[_LIVENESS]
+    liveness = request.app.get(_LIVENESS)
+    if liveness is None:
+        # A process with no loop of its own to watch (the ingress): its event loop answering
+        # this request is the liveness there is; an idle server is a live one.
+        return web.json_response({"status": "ok", "progress": "event loop answering"})
     age = round(liveness.age_s(), 3)
     if liveness.alive():
         return web.json_response({"status": "ok", "last_progress_s": age})
@@ -76,7 +80,8 @@ async def start_metrics_server(
     if settings.metrics_port == 0:
         return None
     app = web.Application()
-    app[_LIVENESS] = liveness or Liveness(settings.liveness_s)
+    if liveness is not None:
+        app[_LIVENESS] = liveness
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -62,6 +62,18 @@ async def test_healthz_turns_503_when_progress_stops_and_200_when_it_resumes(end
     assert (await _get(f"{base}/healthz"))[0] == 200
 
 
+async def test_a_process_without_a_progress_signal_is_live_while_it_answers() -> None:
+    """The ingress: an idle server is a live one, however long nobody calls it."""
+    settings = Settings(metrics_port=free_port(), liveness_s=30)
+    runner = await start_metrics_server(settings, "ingress")
+    assert runner is not None
+    try:
+        status, _, body = await _get(f"http://127.0.0.1:{settings.metrics_port}/healthz")
+    finally:
+        await runner.cleanup()
+    assert status == 200 and '"event loop answering"' in body
+
+
 async def test_a_zero_port_serves_nothing() -> None:
     assert await start_metrics_server(Settings(metrics_port=0), "sweeper") is None
 
