@@ -1,7 +1,7 @@
 """The project's copies of the contract are present, and match an external original when named.
 
 Without PLANSTREAM_SHARED_CONTRACTS only the copies are checked (a clone needs nothing else); with
-it, e.g. ``PLANSTREAM_SHARED_CONTRACTS=../shared/contracts``, every copy must equal the original
+it, e.g. ``PLANSTREAM_SHARED_CONTRACTS=/path/to/the/contract``, every copy must equal the original
 byte for byte and the original may hold no example the project lacks.
 """
 

@@ -35,7 +35,7 @@ QUERIES = [
 RUN_TIMEOUT_S = 300
 SCRAPE_TIMEOUT_S = 90
 EMPTY_GRACE_S = 10  # a few scrapes more before a panel counts as empty
-Verdict = tuple[Literal["ok", "skip", "fail"], str]
+Verdict = tuple[Literal["ok", "empty", "fail"], str]
 
 
 def _namespace(settings: Settings) -> str:
@@ -73,7 +73,7 @@ def verdict(query: PanelQuery, result: list[Any], error: str | None) -> Verdict:
     if result:
         return "ok", f"{query.where}: {len(result)} series"
     if query.empty_when_healthy:
-        return "skip", f"{query.where}: empty by design: {query.empty_when_healthy}"
+        return "empty", f"{query.where}: empty by design: {query.empty_when_healthy}"
     return "fail", f"{query.where}: no series for {query.expr!r}"
 
 
@@ -147,9 +147,9 @@ async def test_panel_query_returns_series(
         if kind != "fail" or error is not None or time.monotonic() > deadline:
             break
         await asyncio.sleep(settings.prometheus_scrape_interval_s)
-    if kind == "skip":
-        pytest.skip(message)
-    assert kind == "ok", message
+    # A panel empty by design (stale writes, take-overs) passes with a query Prometheus accepted
+    # and no series: that is the healthy state; the fault suite is what fills it.
+    assert kind in ("ok", "empty"), message
 
 
 def test_every_dashboard_has_queries() -> None:
@@ -197,7 +197,7 @@ async def test_self_test_a_query_prometheus_refuses_fails(
     assert "refused" in message
 
 
-async def test_self_test_a_panel_that_works_passes_and_only_a_marked_one_skips(
+async def test_self_test_a_panel_that_works_passes_and_only_a_marked_one_may_be_empty(
     scraped: None, prometheus: aiohttp.ClientSession, settings: Settings
 ) -> None:
     live = _only_query('sum(planstream_build_info{namespace=~"$namespace"})')
@@ -205,6 +205,6 @@ async def test_self_test_a_panel_that_works_passes_and_only_a_marked_one_skips(
     missing = 'sum(planstream_no_such_metric_total{namespace=~"$namespace"})'
     marked = _only_query(missing, empty_when_healthy="a reason.")
     assert await _judge(marked, settings, prometheus) == (
-        "skip",
+        "empty",
         "self-test / self-test [A]: empty by design: a reason.",
     )
