@@ -5,7 +5,8 @@ process's own event loop: if that loop is wedged, the probe gets no answer at al
 liveness probe counts as a failure too. ``/metrics`` is the Prometheus text format of the
 default registry (``planstream.services.metrics`` and the client's process collectors);
 ``/healthz`` is 200 while the process's ``Liveness`` saw progress within ``liveness_s``, 503
-after; a process that has none to give (the ingress) is live while its loop answers. Outside the API: no authentication, no ``/v1``, not on the ingress's port.
+after; a process that has none to give (the ingress) is live while its loop answers. Outside
+the API: no authentication, no ``/v1``, not on the ingress's port.
 """
 
 import logging
