@@ -10,6 +10,7 @@ from planstream.domain.events import (
     Failure,
     ImageReady,
     InfoExtracted,
+    RenderRequested,
     StepEvent,
     StepFailed,
     step_key,
@@ -27,6 +28,7 @@ __all__ = [
     "make_comparison_completed",
     "make_image_ready",
     "make_info_extracted",
+    "make_render_requested",
     "make_step_failed",
     "make_step_requested",
     "plan_answer",
@@ -84,6 +86,11 @@ def make_comparison_completed(
         "model_calls": 1,
     }
     return _with(ComparisonCompleted, run_id, defaults, **overrides)  # type: ignore[no-any-return]
+
+
+def make_render_requested(run_id: str, source_id: str, **overrides: Any) -> RenderRequested:
+    defaults = {"source_artifact_id": source_id, "quality": "2K"}
+    return _with(RenderRequested, run_id, defaults, **overrides)  # type: ignore[no-any-return]
 
 
 def make_step_failed(

@@ -21,6 +21,7 @@ from tests.unit.services.steps import (
     WHEN,
     audit_answer,
     make_comparison_completed,
+    make_render_requested,
     make_step_failed,
 )
 from topics import (
@@ -133,16 +134,7 @@ async def test_a_failed_render_is_retried_on_legacy_after_a_rollback() -> None:
     world = make_world()
     run, _ = await world.new_run()
     step1 = await world.add_artifact(run.run_id, 1, "render_image", fake_image(2048, 1536))
-    render = RenderRequested(
-        event_id=new_id("evt"),
-        run_id=run.run_id,
-        occurred_at=WHEN,
-        step_id=2,
-        attempt=1,
-        idempotency_key=step_key(run.run_id, 2, 1),
-        source_artifact_id=step1,
-        quality="2K",
-    )
+    render = make_render_requested(run.run_id, step1, step_id=2)
     renderer = world.runtime("render_worker")
     assert await renderer.jobs.receive(render, RENDER_REQUESTED)
     job_id = world.job("render_worker", render.idempotency_key)["job_id"]
@@ -192,16 +184,7 @@ async def test_a_render_after_step_0_on_the_old_function_measures_the_upload() -
     world = make_world()
     run, source = await world.new_run()  # a 2400 x 1800 upload, no measured size on record
     assert "width_px" not in (await world.repo.artifact(source)).metadata  # type: ignore[union-attr]
-    render = RenderRequested(
-        event_id=new_id("evt"),
-        run_id=run.run_id,
-        occurred_at=WHEN,
-        step_id=1,
-        attempt=1,
-        idempotency_key=step_key(run.run_id, 1, 1),
-        source_artifact_id=source,
-        quality="2K",
-    )
+    render = make_render_requested(run.run_id, source, step_id=1)
     size = render_size(2400, 1800, "2K")
     world.model.script_image(ImageAnswer(fake_image(*size), 1_000, 4_000, 5))
 

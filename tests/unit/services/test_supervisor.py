@@ -9,7 +9,6 @@ from planstream.domain.events import (
     RunBlocked,
     step_key,
 )
-from planstream.domain.ids import new_id
 from planstream.domain.rules import (
     ARTIFACT_MISSING,
     DUPLICATE_SPACE_IDS,
@@ -20,9 +19,9 @@ from planstream.domain.rules import (
 from planstream.services.supervisor import SERVICE, Supervisor
 from tests.fakes import FakeWorld, make_world, timed_out
 from tests.unit.services.steps import (
-    WHEN,
     audit_answer,
     make_comparison_completed,
+    make_render_requested,
     make_step_failed,
 )
 from topics import DECISION_MADE, INFO_REQUESTED, RENDER_REQUESTED, RUN_BLOCKED, STEP_FAILED
@@ -141,16 +140,7 @@ async def test_an_upstream_failure_is_decided_without_an_audit() -> None:
 async def test_a_transient_upstream_failure_repeats_the_failed_request() -> None:
     world = make_world()
     run, source = await world.new_run()
-    render = RenderRequested(
-        event_id=new_id("evt"),
-        run_id=run.run_id,
-        occurred_at=WHEN,
-        step_id=1,
-        attempt=1,
-        idempotency_key=step_key(run.run_id, 1, 1),
-        source_artifact_id=source,
-        quality="2K",
-    )
+    render = make_render_requested(run.run_id, source, step_id=1)
     renderer = world.runtime("render_worker")
     assert await renderer.jobs.receive(render, RENDER_REQUESTED)
     job_id = world.job("render_worker", render.idempotency_key)["job_id"]
