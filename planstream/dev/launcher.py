@@ -8,7 +8,7 @@ says it is ready, and is stopped (SIGTERM, then SIGKILL) when the block ends.
 
 Each child gets its own metrics port (``/metrics``, ``/healthz``); ``running`` lists them for
 Prometheus in a file_sd targets file under ``<work_dir>/prometheus/targets/``, removed when the
-block ends.
+block ends (the fault-suite harness lists its processes the same way, with ``write_targets``).
 """
 
 import asyncio
@@ -41,6 +41,7 @@ __all__ = [
     "everything",
     "ingress",
     "log_holds",
+    "namespace_label",
     "planstream_argv",
     "prepare",
     "running",
@@ -48,6 +49,7 @@ __all__ = [
     "service",
     "stop",
     "targets_dir",
+    "targets_file",
     "wait_ready",
     "worker",
     "write_targets",
@@ -168,18 +170,33 @@ def targets_dir(settings: Settings) -> Path:
     return settings.work_dir / "prometheus" / "targets"
 
 
-def _namespace(settings: Settings) -> str:
+def namespace_label(settings: Settings) -> str:
+    """The ``namespace`` label of the processes of ``settings`` (their topic namespace)."""
     return settings.topic_namespace.rstrip(".") or "default"
 
 
-def write_targets(path: Path, settings: Settings, ports: Mapping[str, int]) -> None:
-    """Write the file_sd targets of the processes ``ports`` names (name -> metrics port), at
-    once: Prometheus never reads half a file."""
+def targets_file(folder: Path, settings: Settings) -> Path:
+    """A new targets file in ``folder`` for this process's processes of ``settings``, named
+    ``<namespace>-<pid>-<n>.json`` so that the next launcher removes it if this one dies."""
+    return folder / f"{namespace_label(settings)}-{os.getpid()}-{next(_TARGET_FILES)}.json"
+
+
+def write_targets(
+    path: Path,
+    settings: Settings,
+    ports: Mapping[str, int],
+    labels: Mapping[str, str] | None = None,
+) -> None:
+    """Write the file_sd targets of the processes ``ports`` names (name -> metrics port), with
+    ``labels`` added to each, at once: Prometheus never reads half a file."""
     anywhere = settings.metrics_host in ("", "0.0.0.0", "::")  # noqa: S104 - a comparison
     host = "127.0.0.1" if anywhere else settings.metrics_host
-    namespace = _namespace(settings)
+    namespace = namespace_label(settings)
     entries = [
-        {"targets": [f"{host}:{port}"], "labels": {"process": name, "namespace": namespace}}
+        {
+            "targets": [f"{host}:{port}"],
+            "labels": {"process": name, "namespace": namespace, **(labels or {})},
+        }
         for name, port in ports.items()
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +255,7 @@ def running(
     ports = {child.name: free_port() for child in services}
     folder = targets_dir(settings)
     _remove_stale_targets(folder)
-    targets = folder / f"{_namespace(settings)}-{os.getpid()}-{next(_TARGET_FILES)}.json"
+    targets = targets_file(folder, settings)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for child, log in zip(services, logs, strict=True):

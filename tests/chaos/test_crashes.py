@@ -1,11 +1,16 @@
 """Worker deaths: T01 kill -9 at named crash points and at random, T02 dedup mark vs effect,
 T03 a paused worker resuming after its lease expired, T07 a rebalance storm.
 
+T03 also checks the dashboards panels that are empty on a healthy system (lease take-overs, stale
+writes, dead letters): after its fault and one poison event, each panel's own query, for this
+environment's namespace, must return series on the local stack's Prometheus.
+
 Every process signalled here was started by the harness (by name, pid files in run/); every
 loop is bounded; the invariants are checked offline afterwards (planstream.dev.chaos.measure).
 """
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 
@@ -14,11 +19,16 @@ import pytest
 from planstream.dev.chaos import faults
 from planstream.dev.chaos.checkers import Check
 from planstream.dev.chaos.harness import Harness
+from planstream.dev.chaos.inject import produce
 from planstream.dev.chaos.load import Ledger
 from planstream.dev.chaos.measure import first_progress_after, mark, measure, quiesce
 from planstream.dev.chaos.modelfaults import ModelPlan
 from planstream.dev.chaos.profiles import Profile
 from planstream.dev.chaos.report import Result
+from planstream.dev.dashboards.evaluation import fault_filled, unfilled_on
+from planstream.dev.dashboards.files import DASHBOARDS_DIR
+from planstream.dev.dashboards.queries import panel_queries
+from topics import STEP_REQUESTED
 
 # Each wave arms at most one point per service, so one load reaches them all in parallel.
 WAVES = (
@@ -33,6 +43,7 @@ WAVES = (
     ("info_worker.after_emit", "supervisor.after_follow"),
 )
 FULL_RUNS = ("correct", "flawed_then_correct")
+PANEL_FILL_TIMEOUT_S = 120.0  # a dead letter, then two scrapes of every counter
 
 
 async def _recovery(env: Harness, watch: faults.CrashWatch) -> float | None:
@@ -141,6 +152,25 @@ async def test_t02_dedup_mark_after_effect(
         assert result.verdict == "PASS", result.violations
 
 
+async def _unfilled_panels(env: Harness) -> list[str]:
+    """Dead-letter one undecodable step request, then evaluate every panel that is empty on a
+    healthy system for this environment: the panels still without series (or refused)."""
+    topic = STEP_REQUESTED.full_name(env.settings.topic_namespace)
+    [sent] = await produce(env.settings, topic, [("poison", b"t03-poison", b"\x00\xff{", None)])
+    assert sent.refused is None, f"the poison event was not sent: {sent}"
+    queries = fault_filled(
+        [
+            query
+            for path in sorted(DASHBOARDS_DIR.glob("*.json"))
+            for query in panel_queries(json.loads(path.read_text()))
+        ]
+    )
+    assert queries, "no dashboard panel says it is empty on a healthy system"
+    return await unfilled_on(
+        env.base.prometheus_url, env.settings, queries, timeout_s=PANEL_FILL_TIMEOUT_S
+    )
+
+
 async def _held_jobs(env: Harness, service: str) -> list[dict]:
     conn = await env.connect()
     try:
@@ -170,8 +200,10 @@ async def test_t03_paused_worker_resumes_after_its_lease_expired(
     env: Harness, profile: Profile, seed: int, record
 ) -> None:
     """SIGSTOP the Info Worker while it holds leases, for lease + 10 s; a second Info Worker
-    takes over through the sweeper; SIGCONT: every write of the zombie is refused."""
+    takes over through the sweeper; SIGCONT: every write of the zombie is refused. Then (once)
+    the dashboards panels of take-overs, stale writes and dead letters show series."""
     service = "info_worker"
+    unfilled: list[str] = []
     for repeat in range(1, profile.repeats + 1):
         marks = await mark(env)
         assert env.model is not None
@@ -202,6 +234,8 @@ async def test_t03_paused_worker_resumes_after_its_lease_expired(
         env.rig.resume(service)
         ledger: Ledger = await load
         drained = await quiesce(env, ledger, profile.quiesce_s)
+        if repeat == 1:  # while the second worker, which counted the take-overs, still runs
+            unfilled = await _unfilled_panels(env)
         await asyncio.to_thread(env.rig.stop, second.name)
         conn = await env.connect()
         try:
@@ -236,6 +270,9 @@ async def test_t03_paused_worker_resumes_after_its_lease_expired(
         await measure(env, marks, ledger, result, extra_checks=extra, figures=figures)
         record(result)
         assert result.verdict == "PASS", result.violations
+        assert not unfilled, "dashboard panels empty after the faults that fill them:\n" + (
+            "\n".join(unfilled)
+        )
 
 
 @pytest.mark.timeout(3600)

@@ -5,7 +5,9 @@ the ingress and every worker (the ``ingress_url`` fixture); once Prometheus has 
 process twice after the last run ended, each panel target's PromQL, its variables filled in as
 Grafana would (the deployment is this session's namespace), must be accepted and return at least
 one series. A panel whose description says it is empty on a healthy system (dead letters, lease
-take-overs, stale writes) is skipped when empty, with its reason: the fault suite fills those.
+take-overs, stale writes) passes when empty, with its reason: the fault suite fills those, and its
+T03 (tests/chaos/test_crashes.py) checks they then return series. The evaluation and the verdicts
+are planstream.dev.dashboards.evaluation's, shared with that check.
 """
 
 import asyncio
@@ -13,16 +15,18 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import pytest
 
 from planstream.adapters.http.client import PlanstreamClient
+from planstream.adapters.http.tokens import mint
 from planstream.dev.dashboards.builder import Board, Panel, Query, Row, render
+from planstream.dev.dashboards.evaluation import Verdict, evaluate, variables, verdict
 from planstream.dev.dashboards.files import DASHBOARDS_DIR
 from planstream.dev.dashboards.queries import PanelQuery, panel_queries, substitute
-from planstream.dev.launcher import everything
+from planstream.dev.launcher import everything, namespace_label
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.scenarios import SCENARIOS
 from planstream.settings import Settings
@@ -35,46 +39,6 @@ QUERIES = [
 RUN_TIMEOUT_S = 300
 SCRAPE_TIMEOUT_S = 90
 EMPTY_GRACE_S = 10  # a few scrapes more before a panel counts as empty
-Verdict = tuple[Literal["ok", "empty", "fail"], str]
-
-
-def _namespace(settings: Settings) -> str:
-    return settings.topic_namespace.rstrip(".") or "default"
-
-
-def variables(settings: Settings) -> dict[str, str]:
-    """Grafana's variables as a dashboard showing this session's deployment would fill them."""
-    window = f"{max(60, round(4 * settings.prometheus_scrape_interval_s))}s"
-    return {
-        "namespace": _namespace(settings),
-        "__rate_interval": window,
-        "__interval": window,
-        "__range": "1h",
-    }
-
-
-async def evaluate(
-    session: aiohttp.ClientSession, base_url: str, expr: str
-) -> tuple[list[Any], str | None]:
-    """An instant query's result (a list of series), or Prometheus's error message."""
-    url = base_url.rstrip("/") + "/api/v1/query"
-    async with session.get(url, params={"query": expr}) as response:
-        body = await response.json(content_type=None)
-    if body.get("status") != "success":
-        return [], f"{body.get('errorType', response.status)}: {body.get('error', body)}"
-    data = body["data"]
-    return (data["result"] if data["resultType"] in ("vector", "matrix") else [data]), None
-
-
-def verdict(query: PanelQuery, result: list[Any], error: str | None) -> Verdict:
-    """Whether a panel query passes, fails (an error, or no series) or is empty by design."""
-    if error is not None:
-        return "fail", f"{query.where}: Prometheus refused the query: {error}"
-    if result:
-        return "ok", f"{query.where}: {len(result)} series"
-    if query.empty_when_healthy:
-        return "empty", f"{query.where}: empty by design: {query.empty_when_healthy}"
-    return "fail", f"{query.where}: no series for {query.expr!r}"
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +63,7 @@ async def batch_done(ingress_url: str, settings: Settings) -> float:
     folder = settings.model_samples_dir / f"dashboards-{seed}"
     manifest = generate(folder, seed=seed, scenarios=SCENARIOS, count=len(SCENARIOS))
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        client = PlanstreamClient(ingress_url, session)
+        client = PlanstreamClient(ingress_url, session, token=mint(settings, "dashboards"))
 
         async def follow(file: str, request_text: str) -> str:
             upload = await client.upload((folder / file).read_bytes(), "image/png")
@@ -121,7 +85,7 @@ async def batch_done(ingress_url: str, settings: Settings) -> float:
 @pytest.fixture(scope="module")
 async def scraped(batch_done: float, prometheus: aiohttp.ClientSession, settings: Settings) -> None:
     """Wait until Prometheus scraped every process of the session twice after the batch."""
-    up = f'up{{job="planstream", namespace="{_namespace(settings)}"}}'
+    up = f'up{{job="planstream", namespace="{namespace_label(settings)}"}}'
     after = batch_done + 2 * settings.prometheus_scrape_interval_s
     expected = len(everything())
     deadline = time.monotonic() + SCRAPE_TIMEOUT_S

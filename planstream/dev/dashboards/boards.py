@@ -157,8 +157,9 @@ _FAILURES = Row(
                 )
             ],
             empty_when_healthy=(
-                "nothing is refused. The fault suite's poison, size and smuggling tests "
-                "(tests/chaos/test_inputs.py) fill it."
+                "nothing is refused. The fault suite fills it: its poison, size and smuggling "
+                "tests (tests/chaos/test_inputs.py), and T03 (tests/chaos/test_crashes.py), "
+                "which sends a poison event and checks that this query then returns series."
             ),
         ),
     ],
@@ -436,7 +437,8 @@ _LEASES = Row(
             ],
             empty_when_healthy=(
                 "no lease expires while its worker lives. The fault suite's kill and pause "
-                "tests (tests/chaos/test_crashes.py) fill it."
+                "tests (tests/chaos/test_crashes.py) fill it; T03, a worker paused past its "
+                "lease, checks that this query then returns series."
             ),
         ),
         Panel(
@@ -450,7 +452,8 @@ _LEASES = Row(
             ],
             empty_when_healthy=(
                 "only a worker paused past its lease writes late. The fault suite's paused-worker "
-                "test (tests/chaos/test_crashes.py, T03) fills it."
+                "test (T03, tests/chaos/test_crashes.py) fills it and checks that this query "
+                "then returns series."
             ),
         ),
     ],
