@@ -14,6 +14,7 @@ from planstream.adapters import logs, tracing
 from planstream.adapters.faust.app import create_app
 from planstream.adapters.faust.worker import ServiceWorker
 from planstream.adapters.kafka import decisions_sink, ensure_topics
+from planstream.credentials import check_secrets
 from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
 
@@ -28,6 +29,7 @@ def main(argv: list[str]) -> int:
         return 2
     service = argv[0]
     settings = Settings.from_env(os.environ)
+    check_secrets(settings, service)  # outside the local stack, no default secret
     # JSON lines unless told otherwise; every line says which service and instance wrote it.
     logs.install(settings, service, "text" if settings.log_format == "text" else "json")
     tracing.configure(settings, service, logs.instance_id(settings))

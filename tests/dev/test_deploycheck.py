@@ -139,10 +139,36 @@ def hpa_and_replicas(docs: Docs) -> Docs:
     return docs
 
 
+def model_key_to_the_ingress(docs: Docs) -> Docs:
+    docs = copy.deepcopy(docs)
+    env = container(first(docs, "Deployment", "planstream-ingress"))["env"]
+    ref = {"name": "planstream-credentials", "key": "PLANSTREAM_MODEL_API_KEY", "optional": True}
+    env.append({"name": "PLANSTREAM_MODEL_API_KEY", "valueFrom": {"secretKeyRef": ref}})
+    return docs
+
+
+def whole_secret_to_the_sink(docs: Docs) -> Docs:
+    docs = copy.deepcopy(docs)
+    sources = container(first(docs, "Deployment", "planstream-decisions-sink"))["envFrom"]
+    sources.append({"secretRef": {"name": "planstream-credentials"}})
+    return docs
+
+
+def token_in_the_migrate_job(docs: Docs) -> Docs:
+    docs = copy.deepcopy(docs)
+    del first(docs, "Job", "planstream-migrate")["spec"]["template"]["spec"][
+        "automountServiceAccountToken"
+    ]
+    return docs
+
+
 @pytest.mark.parametrize(
     ("breaking", "complaint"),
     [
         (without_sweeper, "no Deployment runs `planstream worker sweeper`"),
+        (model_key_to_the_ingress, "Deployment/planstream-ingress: gets the Secret's ["),
+        (whole_secret_to_the_sink, "planstream-decisions-sink: takes a whole Secret (envFrom)"),
+        (token_in_the_migrate_job, "Job/planstream-migrate: its pods mount a service account"),
         (without_probe, "planstream-supervisor: livenessProbe is not GET /healthz"),
         (short_grace, "planstream-image-io: terminationGracePeriodSeconds 45 <= drain 45 s"),
         (without_budget, "planstream-ingress: no PodDisruptionBudget selects its pods"),

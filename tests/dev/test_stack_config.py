@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from planstream.dev.stack import commands, processes
-from planstream.dev.stack.kafka import bootstrap_addresses, new_cluster_id, render_server_properties
+from planstream.dev.stack.kafka import (
+    Listener,
+    bootstrap_addresses,
+    new_cluster_id,
+    render_server_properties,
+    scram_credential,
+)
 from planstream.dev.stack.postgres import display_dsn
 from planstream.dev.stack.prometheus import duration, render_config
 from planstream.dev.stack.tools import parse_java_major, pick_highest
@@ -55,6 +61,28 @@ def test_server_properties_follow_the_settings_addresses() -> None:
     assert properties["listeners"] == "PLAINTEXT://127.0.0.2:29092,CONTROLLER://127.0.0.2:29093"
     assert properties["controller.quorum.voters"] == "1@127.0.0.2:29093"
     assert properties["num.partitions"] == "8"
+
+
+def test_more_listeners_and_properties_join_the_plaintext_one() -> None:
+    listener = Listener("SASL_SSL", "SASL_SSL", "127.0.0.1", 29094)
+    extra = {"sasl.enabled.mechanisms": "SCRAM-SHA-512", "num.io.threads": "4"}
+    properties = _properties(render_server_properties(Settings(), Path("/d"), [listener], extra))
+    assert properties["listeners"] == (
+        "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,SASL_SSL://127.0.0.1:29094"
+    )
+    assert properties["advertised.listeners"].endswith(",SASL_SSL://127.0.0.1:29094")
+    assert properties["listener.security.protocol.map"].endswith(",SASL_SSL:SASL_SSL")
+    assert properties["inter.broker.listener.name"] == "PLAINTEXT"
+    assert (properties["sasl.enabled.mechanisms"], properties["num.io.threads"]) == (
+        "SCRAM-SHA-512",
+        "4",
+    )
+
+
+def test_a_scram_credential_holds_the_salted_password_only() -> None:
+    credential = scram_credential("SCRAM-SHA-512", "ana", "hunter2-secret", b"0123456789abcdef")
+    assert credential.startswith('SCRAM-SHA-512=[name=ana,iterations=4096,salt="MDEyMzQ1Njc4')
+    assert "hunter2-secret" not in credential
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
+from planstream.adapters.kafka.security import check_access, client_options
 from planstream.domain.errors import ConfigurationError
 from planstream.settings import Settings
 from topics import CATALOGUE, TopicSpec
@@ -19,10 +20,13 @@ log = logging.getLogger(__name__)
 
 async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOGUE) -> list[str]:
     """Create the missing catalogue topics; refuse existing ones with the wrong partition count."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000
-    )
-    await admin.start()
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15_000)
+    try:
+        await admin.start()
+    except KafkaConnectionError:
+        await admin.close()
+        await check_access(settings)  # a refused login is named, not "Unable to bootstrap"
+        raise
     try:
         wanted = {spec.full_name(settings.topic_namespace): spec for spec in specs}
         existing = set(await admin.list_topics())
@@ -56,9 +60,7 @@ async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOG
 
 async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record now on ``topic`` (all partitions, from the first offset), no group."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from planstream.adapters.kafka.security import client_options
 from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
 from topics import CATALOGUE
@@ -32,11 +33,9 @@ class ConsumerLag:
         self._catalogue = {
             spec.full_name(settings.topic_namespace): spec.name for spec in CATALOGUE
         }
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000
-        )
+        self._admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15_000)
         self._ends = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             enable_auto_commit=False,
             request_timeout_ms=15_000,
         )

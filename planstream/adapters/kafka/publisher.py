@@ -4,8 +4,9 @@ sweeper, the decisions sink): every send acknowledged by the in-sync replicas.""
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from planstream.adapters.kafka.security import check_access, client_options
 from planstream.adapters.tracing import kafka_headers
 from planstream.domain.errors import EventRejected, RetryableError
 from planstream.domain.events import Event
@@ -20,7 +21,7 @@ __all__ = ["EventPublisher", "acknowledged_producer"]
 def acknowledged_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
     """A producer whose sends are acknowledged by every in-sync replica, without duplicates."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=15_000,
@@ -38,7 +39,12 @@ class EventPublisher:
         self._producer = acknowledged_producer(settings, linger_ms=settings.producer_linger_ms)
 
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except KafkaConnectionError:
+            await self._producer.stop()
+            await check_access(self._settings)  # a refused login is named, not "Unable to …"
+            raise
 
     async def stop(self) -> None:
         await self._producer.stop()

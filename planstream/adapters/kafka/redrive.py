@@ -15,6 +15,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaProducer
 
 from planstream.adapters.kafka import read_all
+from planstream.adapters.kafka.security import client_options
 from planstream.adapters.postgres.db import connect
 from planstream.domain.errors import PermanentError
 from planstream.settings import Settings
@@ -118,9 +119,7 @@ async def redrive(
     refused = sorted({letter.source_topic for letter in letters} - allowed)
     if refused:
         raise RedriveRefused(f"not a topic of this deployment: {', '.join(refused)}")
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     conn = await connect(settings.dsn)
     await producer.start()
     done = skipped = 0

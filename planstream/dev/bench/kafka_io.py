@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from planstream.adapters.kafka import read_all
+from planstream.adapters.kafka.security import client_options
 from planstream.settings import Settings
 
 __all__ = ["Arrivals", "create_topics", "new_producer", "read_messages", "send_all", "send_paced"]
@@ -24,7 +25,7 @@ Message = tuple[bytes, bytes]
 
 def new_producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         acks="all",
         linger_ms=settings.producer_linger_ms,
         request_timeout_ms=30_000,
@@ -33,7 +34,7 @@ def new_producer(settings: Settings) -> AIOKafkaProducer:
 
 async def create_topics(settings: Settings, names: Sequence[str]) -> None:
     """Topics with planstream's partition count and replication (existing ones are kept)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         new = [
@@ -84,7 +85,7 @@ class Arrivals:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
+            **client_options(self._settings),
             enable_auto_commit=False,
             fetch_max_wait_ms=100,
         )

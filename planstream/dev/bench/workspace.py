@@ -15,6 +15,7 @@ import aioboto3
 from aiokafka.admin import AIOKafkaAdminClient
 
 from planstream.adapters.kafka import ensure_topics
+from planstream.adapters.kafka.security import client_options
 from planstream.adapters.postgres.db import migrate
 from planstream.adapters.storage import Storage
 from planstream.dev.isolation import (
@@ -94,9 +95,7 @@ class Workspace:
             await s3.delete_bucket(Bucket=s.s3_bucket)
 
     async def _drop_topics(self) -> None:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=30_000
-        )
+        admin = AIOKafkaAdminClient(**client_options(self.settings), request_timeout_ms=30_000)
         await admin.start()
         try:
             # Ours: namespaced topics, and Faust's changelogs named after our app ids.

@@ -14,12 +14,19 @@ import jsonschema
 import kubernetes_validate
 from kubernetes_validate.utils import all_versions
 
+from planstream.credentials import secret_variables
 from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
 
 __all__ = ["chart_problems", "kube_versions", "schema_problems"]
 
 _CRD_SCHEMAS: Final = Path(__file__).with_name("crd-schemas.json")
+_COMMANDS: Final = {
+    ("serve",): "ingress",
+    ("db", "migrate"): "migrate",
+    ("topics", "ensure"): "topics",
+}
+"""The processes of the commands the chart runs besides ``worker <name>``."""
 
 
 def kube_versions() -> tuple[str, str]:
@@ -110,6 +117,41 @@ def _worker_problems(docs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def _process(container: dict[str, Any]) -> str | None:
+    args = tuple(container.get("args", []))
+    if len(args) == 2 and args[0] == "worker":
+        return str(args[1])
+    return _COMMANDS.get(args)
+
+
+def _secret_problems(docs: list[dict[str, Any]]) -> list[str]:
+    """Each pod gets the Secret's keys its process needs (planstream/credentials.py) and no
+    others, and no service account token."""
+    problems = []
+    for doc in docs:
+        if doc.get("kind") not in ("Deployment", "Job"):
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        name, container = _name(doc), pod["containers"][0]
+        if pod.get("automountServiceAccountToken") is not False:
+            problems.append(f"{name}: its pods mount a service account token")
+        process = _process(container)
+        if process is None:
+            problems.append(f"{name}: runs no process planstream/credentials.py knows")
+            continue
+        if any("secretRef" in source for source in container.get("envFrom", [])):
+            problems.append(f"{name}: takes a whole Secret (envFrom), not the keys {process} needs")
+        refs = [
+            env for env in container.get("env", []) if "secretKeyRef" in env.get("valueFrom", {})
+        ]
+        given = sorted(env["valueFrom"]["secretKeyRef"]["key"] for env in refs)
+        if given != secret_variables(process):
+            problems.append(
+                f"{name}: gets the Secret's {given}; {process} needs {secret_variables(process)}"
+            )
+    return problems
+
+
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector["matchLabels"].items())
 
@@ -117,8 +159,9 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 def chart_problems(docs: list[dict[str, Any]]) -> list[str]:
     """What the project relies on: a Deployment per worker (the sweeper too) with probes on its
     metrics port's /healthz and a grace period above the drain, the ingress probed on its HTTP
-    port, a PodDisruptionBudget per Deployment, and HPAs that own their Deployment's replicas."""
-    problems = _worker_problems(docs)
+    port, a PodDisruptionBudget per Deployment, HPAs that own their Deployment's replicas, and
+    each pod given only the secrets its process needs."""
+    problems = _worker_problems(docs) + _secret_problems(docs)
     deployments = _by_kind(docs, "Deployment")
     ingress = [
         name for name, doc in deployments.items() if _container(doc).get("args") == ["serve"]

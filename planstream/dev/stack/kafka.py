@@ -2,38 +2,61 @@
 
 import asyncio
 import base64
+import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from planstream.adapters.kafka.security import bootstrap_addresses, client_options
 from planstream.dev.stack import jars
-from planstream.dev.stack.processes import Launch, port_open, run_logged
+from planstream.dev.stack.processes import Launch, ServiceFiles, port_open, run_logged
 from planstream.dev.stack.service import Service, ServiceDown, StackError, reason
 from planstream.dev.stack.tools import MIN_JAVA, find_java, find_maven, java_major
 from planstream.settings import Settings
 
 __all__ = [
     "Kafka",
+    "Listener",
     "bootstrap_addresses",
     "broker_address",
     "new_cluster_id",
     "render_server_properties",
+    "scram_credential",
 ]
 
 _PROBE_TIMEOUT_S: Final = 5.0
+_SCRAM_HASHES: Final = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 
 
-def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
-    """The hosts and ports of a bootstrap list (``"127.0.0.1:19092,[::1]:19094"``)."""
-    addresses = []
-    for entry in bootstrap.split(","):
-        host, _, port = entry.strip().rpartition(":")
-        addresses.append((host.strip("[]"), int(port)))
-    return addresses
+class Listener(NamedTuple):
+    """A listener besides the broker's PLAINTEXT one, e.g. a test's SASL_SSL listener (its TLS
+    and SASL properties go in the ``properties`` given with it)."""
+
+    name: str
+    protocol: str
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}://{self.host}:{self.port}"
+
+
+def scram_credential(mechanism: str, name: str, password: str, salt: bytes) -> str:
+    """A ``kafka-storage format --add-scram`` argument holding the salted password only, so that
+    the password itself is in no command line and no log: RFC 5802's Hi() is PBKDF2-HMAC."""
+    iterations = 4096
+    salted = hashlib.pbkdf2_hmac(_SCRAM_HASHES[mechanism], password.encode(), salt, iterations)
+    encoded = {key: base64.b64encode(value).decode() for key, value in (("s", salt), ("p", salted))}
+    return (
+        f'{mechanism}=[name={name},iterations={iterations},salt="{encoded["s"]}",'
+        f'saltedpassword="{encoded["p"]}"]'
+    )
 
 
 def broker_address(bootstrap: str) -> tuple[str, int]:
@@ -41,17 +64,26 @@ def broker_address(bootstrap: str) -> tuple[str, int]:
     return bootstrap_addresses(bootstrap)[0]
 
 
-def render_server_properties(settings: Settings, data_dir: Path) -> str:
-    """server.properties of a single combined node, with FAUST-NOTES §4's one-node overrides."""
+def render_server_properties(
+    settings: Settings,
+    data_dir: Path,
+    listeners: Sequence[Listener] = (),
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """server.properties of a single combined node, with FAUST-NOTES §4's one-node overrides;
+    ``listeners`` are added to the PLAINTEXT one (which stays the inter-broker listener) and
+    ``extra`` properties are set last."""
     host, port = broker_address(settings.kafka_bootstrap)
     controller = f"{host}:{settings.kafka_controller_port}"
+    more = "".join(f",{listener.address}" for listener in listeners)
+    protocols = "".join(f",{listener.name}:{listener.protocol}" for listener in listeners)
     properties = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{controller}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{controller}{more}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}{more}",
+        "listener.security.protocol.map": f"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{protocols}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir),
@@ -70,6 +102,7 @@ def render_server_properties(settings: Settings, data_dir: Path) -> str:
         "group.initial.rebalance.delay.ms": "0",
         "num.network.threads": "2",
         "num.io.threads": "2",
+        **(extra or {}),
     }
     return "".join(f"{key}={value}\n" for key, value in properties.items())
 
@@ -85,6 +118,22 @@ class Kafka(Service):
     name = "kafka"
     ready_timeout_s = 90.0
     stop_grace_s = 30.0  # a controlled shutdown flushes and closes every partition
+
+    def __init__(
+        self,
+        settings: Settings,
+        files: ServiceFiles,
+        *,
+        listeners: Sequence[Listener] = (),
+        properties: Mapping[str, str] | None = None,
+        scram: Sequence[str] = (),
+    ) -> None:
+        """``listeners`` and ``properties`` go into server.properties; ``scram`` credentials
+        (``scram_credential``) are written into the metadata log when the storage is formatted."""
+        super().__init__(settings, files)
+        self._listeners = tuple(listeners)
+        self._properties = dict(properties or {})
+        self._scram = tuple(scram)
 
     @property
     def _version(self) -> str:
@@ -107,7 +156,8 @@ class Kafka(Service):
     def ports(self) -> tuple[tuple[str, int], ...]:
         """The broker's and the controller's listeners."""
         host, port = broker_address(self.settings.kafka_bootstrap)
-        return (host, port), (host, self.settings.kafka_controller_port)
+        more = tuple((listener.host, listener.port) for listener in self._listeners)
+        return (host, port), (host, self.settings.kafka_controller_port), *more
 
     def missing_prerequisite(self) -> str | None:
         """Java 17+ always; Maven only while the jars are not cached yet."""
@@ -144,7 +194,11 @@ class Kafka(Service):
     async def prepare(self) -> None:
         """Fetch the jars, write the configuration, format the storage on first start."""
         await jars.fetch(self._version, find_maven(), self.files)
-        self._config.write_text(render_server_properties(self.settings, self._data_dir))
+        self._config.write_text(
+            render_server_properties(
+                self.settings, self._data_dir, self._listeners, self._properties
+            )
+        )
         log4j = resources.files("planstream.dev.stack").joinpath("log4j2.xml").read_text()
         (self.files.folder / "log4j2.xml").write_text(log4j)
         if (self._data_dir / "meta.properties").is_file():
@@ -152,6 +206,8 @@ class Kafka(Service):
         # A static controller.quorum.voters is formatted without --standalone (StorageTool refuses).
         cluster_id = new_cluster_id(os.urandom(16))
         format_argv = ["format", "--cluster-id", cluster_id, "--config", str(self._config)]
+        for credential in self._scram:
+            format_argv += ["--add-scram", credential]
         code = await run_logged(
             self._java_argv("kafka.tools.StorageTool", *format_argv), self.files
         )
@@ -169,8 +225,7 @@ class Kafka(Service):
         if not any([await asyncio.to_thread(port_open, *address) for address in bootstrap]):
             raise ServiceDown(f"nothing listens on {self.settings.kafka_bootstrap}")
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            request_timeout_ms=int(_PROBE_TIMEOUT_S * 1000),
+            **client_options(self.settings), request_timeout_ms=int(_PROBE_TIMEOUT_S * 1000)
         )
         try:
             async with asyncio.timeout(_PROBE_TIMEOUT_S):

@@ -78,11 +78,28 @@ helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- toJson (list .Values.config .Values.secret .Values.ingress.port .Values.metrics.port) | sha256sum }}
 {{- end }}
 
-{{/* Pod-level fields shared by every Deployment and Job. */}}
+{{/*
+The ServiceAccount of the pods; takes (dict "ctx" $ "hook" BOOL): the hook Jobs run before the
+regular resources exist, so the chart makes them a copy that is itself a hook (like the settings).
+*/}}
+{{- define "planstream.serviceAccountName" -}}
+{{- if .ctx.Values.serviceAccount.create }}
+{{- $name := .ctx.Values.serviceAccount.name | default (include "planstream.fullname" .ctx) }}
+{{- ternary (printf "%s-hook" $name) $name .hook }}
+{{- else }}
+{{- .ctx.Values.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level fields shared by every Deployment and Job; takes (dict "ctx" $ "hook" BOOL). */}}
 {{- define "planstream.podSpec" -}}
+{{- $values := .ctx.Values -}}
+serviceAccountName: {{ include "planstream.serviceAccountName" . }}
+# No Kubernetes API token in the pods: planstream never calls the API server.
+automountServiceAccountToken: false
 securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
-{{- with .Values.imagePullSecrets }}
+  {{- toYaml $values.podSecurityContext | nindent 2 }}
+{{- with $values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -92,11 +109,51 @@ volumes:
     emptyDir: {}
   - name: tmp
     emptyDir: {}
+  {{- with $values.kafkaTls.secretName }}
+  - name: kafka-tls
+    secret:
+      secretName: {{ . }}
+      defaultMode: 0444
+  {{- end }}
 {{- end }}
 
-{{/* Container fields shared by every Deployment and Job; takes (dict "ctx" $ "hook" BOOL). */}}
+{{/*
+The Secret's variables one process needs, as a JSON list; takes the process name. The same table
+as planstream/credentials.py's NEEDS (a deploy check holds them equal): the model key only to the
+workers that call the model, the old function's token only to the legacy bridge, the token key
+only to the ingress, PostgreSQL's password to every process that opens it.
+*/}}
+{{- define "planstream.secretVariables" -}}
+{{- $postgres := list "PLANSTREAM_POSTGRES_DSN" "PLANSTREAM_POSTGRES_PASSWORD" }}
+{{- $kafka := list "PLANSTREAM_KAFKA_SASL_PASSWORD" }}
+{{- $step := concat $postgres $kafka (list "PLANSTREAM_S3_ACCESS_KEY_ID" "PLANSTREAM_S3_SECRET_ACCESS_KEY") }}
+{{- $model := concat $step (list "PLANSTREAM_MODEL_API_KEY") }}
+{{- $needs := dict
+    "ingress" (concat $step (list "PLANSTREAM_AUTH_HS256_SECRET"))
+    "image_io" $step
+    "info_worker" $model
+    "comparison_worker" $model
+    "supervisor" $model
+    "render_worker" $model
+    "legacy_bridge" (concat $step (list "PLANSTREAM_LEGACY_AUTH_TOKEN"))
+    "decisions_sink" (concat $postgres $kafka)
+    "sweeper" $step
+    "migrate" $postgres
+    "topics" $kafka }}
+{{- if not (hasKey $needs .) }}
+{{- fail (printf "no secrets are listed for the process %s (templates/_helpers.tpl)" .) }}
+{{- end }}
+{{- get $needs . | sortAlpha | toJson }}
+{{- end }}
+
+{{/*
+Container fields shared by every Deployment and Job; takes (dict "ctx" $ "hook" BOOL "process"
+NAME). Settings come from the ConfigMap; from the Secret only the keys this process needs, each
+optional (a missing one is named by the process itself when PLANSTREAM_DEPLOYMENT=production).
+*/}}
 {{- define "planstream.container" -}}
 {{- $values := .ctx.Values -}}
+{{- $secret := $values.secret.existingSecret | default (include "planstream.settingsName" .) -}}
 image: {{ printf "%s:%s" $values.image.repository ($values.image.tag | default .ctx.Chart.AppVersion) | quote }}
 imagePullPolicy: {{ $values.image.pullPolicy }}
 securityContext:
@@ -104,14 +161,27 @@ securityContext:
 envFrom:
   - configMapRef:
       name: {{ include "planstream.settingsName" . }}
-  - secretRef:
-      name: {{ $values.secret.existingSecret | default (include "planstream.settingsName" .) }}
+env:
+  {{- range $name := include "planstream.secretVariables" .process | fromJsonArray }}
+  - name: {{ $name }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: {{ $name }}
+        optional: true
+  {{- end }}
 volumeMounts:
   # The image's working directory, where Faust keeps its table data.
   - name: work
     mountPath: /var/lib/planstream
   - name: tmp
     mountPath: /tmp
+  {{- if $values.kafkaTls.secretName }}
+  # The Kafka CA, client certificate and key, for config.kafka_ssl_cafile/certfile/keyfile.
+  - name: kafka-tls
+    mountPath: {{ $values.kafkaTls.mountPath }}
+    readOnly: true
+  {{- end }}
 {{- end }}
 
 {{/*
@@ -160,10 +230,10 @@ spec:
       {{- with .grace }}
       terminationGracePeriodSeconds: {{ . }}
       {{- end }}
-      {{- include "planstream.podSpec" .ctx | nindent 6 }}
+      {{- include "planstream.podSpec" (dict "ctx" .ctx "hook" false) | nindent 6 }}
       containers:
         - name: {{ .component }}
-          {{- include "planstream.container" (dict "ctx" .ctx "hook" false) | nindent 10 }}
+          {{- include "planstream.container" (dict "ctx" .ctx "hook" false "process" .process) | nindent 10 }}
           args: {{ toJson .args }}
           ports:
             {{- with .ports }}
