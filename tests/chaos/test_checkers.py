@@ -2,7 +2,8 @@
 fail proves nothing). The product code on disk is never changed: each broken build is made
 here, in a scratch database and a scratch topic namespace — the sink's own INSERT with its
 ON CONFLICT cut off against a schema without the unique key, the lease's own FINISH without
-its fence, a step whose outcome was dropped, a canary written where it must not be.
+its fence, a step whose outcome was dropped, a run ended failed with no reason, a fork the
+table hides (two decisions on the topic), a canary written where it must not be.
 """
 
 import json
@@ -21,6 +22,7 @@ from planstream.adapters.kafka import ensure_topics
 from planstream.adapters.postgres import decision_log, leases
 from planstream.adapters.postgres.db import connect, create_pool, migrate
 from planstream.dev.chaos.checkers import check_database
+from planstream.dev.chaos.conflicts import conflicting_decisions
 from planstream.dev.chaos.inject import produce
 from planstream.dev.chaos.secrets import Canaries, scan_database, scan_logs, scan_records
 from planstream.dev.chaos.streams import (
@@ -42,7 +44,7 @@ from planstream.dev.isolation import (
 from planstream.domain.events import DecisionMade, step_key
 from planstream.domain.records import Lease, NewJob
 from planstream.settings import Settings
-from topics import STEP_REQUESTED
+from topics import DECISION_MADE, STEP_REQUESTED
 
 
 def _id(prefix: str) -> str:
@@ -221,6 +223,49 @@ async def test_i3_run_not_terminal_and_contradicting_status(conn: asyncpg.Connec
     assert figures.value("runs_not_terminal") == 1
     assert figures.value("status_contradicts_decisions") == 1
     assert figures.runs_terminal == 1
+
+
+async def test_i1_failed_run_without_an_expected_reason_is_lost(conn: asyncpg.Connection) -> None:
+    """A run the pipeline gave up is lost work, not an ending, unless the test expects why."""
+    silent, gave_up = await _run(conn, "failed"), await _run(conn, "failed")
+    reason = "the Supervisor's job the lease expired on all 3 deliveries"
+    await conn.execute(
+        "UPDATE pipeline_runs SET last_error = $2 WHERE run_id = $1", gave_up, reason
+    )
+    figures = await check_database(conn, [silent, gave_up])
+    assert figures.value("failed_runs_unexplained") == 2
+    assert figures.value("lost_steps") == 2  # step 0 of each was asked for, never decided
+    assert figures.runs_terminal == 0 and figures.info["failed"] == 2
+    expected = await check_database(conn, [silent, gave_up], expected_failures=[re.escape(reason)])
+    assert expected.value("failed_runs_unexplained") == 1 and expected.value("lost_steps") == 1
+    assert expected.runs_terminal == 1
+    assert expected.info["failed_by_reason"] == {"(no reason recorded)": 1, reason: 1}
+
+
+async def test_i2_a_fork_the_table_hides_is_on_the_topic(
+    scratch: Settings, conn: asyncpg.Connection
+) -> None:
+    """An approve and a retry of one blocked step, both published: the sink's own INSERT keeps
+    one row (one key), so only the decisions topic shows the second decision. (The topic is
+    one of its own: nothing consumes it, and I8's lag stays the module's own.)"""
+    run = await _run(conn, "blocked")
+    await _decide(conn, _decision(run, decision="block"))
+    review = {"decided_by": "reviewer", "idempotency_key": f"{step_key(run, 0, 1)}:review"}
+    forks = [
+        _decision(run, decision=action).model_copy(update=review) for action in ("proceed", "retry")
+    ]
+    for event in forks:
+        await _decide(conn, event)
+    figures = await check_database(conn, [run])
+    assert [figures.value(f"dup_decisions_{kind}") for kind in ("physical", "logical")] == [0, 0]
+    own = scratch.with_overrides(topic_namespace=f"{new_tag('f')}.")
+    await ensure_topics(own, [DECISION_MADE])
+    topic = DECISION_MADE.full_name(own.topic_namespace)
+    sent = [(e.event_id, run.encode(), e.model_dump_json().encode(), 0) for e in forks]
+    await produce(own, topic, sent)
+    records = await read_topics(own, [topic])
+    check = conflicting_decisions(records, own.topic_namespace, {run})
+    assert check.value == 1 and "proceed" in check.evidence[0] and "retry" in check.evidence[0]
 
 
 async def test_i4_attempts_and_model_calls_over_budget(conn: asyncpg.Connection) -> None:

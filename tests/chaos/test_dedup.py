@@ -48,7 +48,7 @@ async def test_t12_same_step_request_from_100_producers(
     marks = await mark(env)
     correct = [s for s in env.samples if s.scenario == "correct"]
     runs = await make_runs(
-        env.ingress_url, [correct[i % len(correct)] for i in range(profile.dup_keys)]
+        env.ingress_url, [correct[i % len(correct)] for i in range(profile.dup_keys)], env.token()
     )
     topic = STEP_REQUESTED.full_name(env.settings.topic_namespace)
     acked = []
@@ -60,9 +60,11 @@ async def test_t12_same_step_request_from_100_producers(
             )
         )
     # And through the ingress: 100 clients at once, each with its own Idempotency-Key.
-    http_runs = await make_runs(env.ingress_url, correct[:2])
+    http_runs = await make_runs(env.ingress_url, correct[:2], env.token())
     statuses: list[int] = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=120), headers=env.auth()
+    ) as session:
 
         async def ask(run_id: str) -> int:
             url = f"{env.ingress_url}/v1/runs/{run_id}/steps/0"

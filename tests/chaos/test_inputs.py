@@ -93,7 +93,7 @@ async def test_t16_poison_messages(env: Harness, profile: Profile, seed: int, re
     partition = partition_for(ledger.acked[0].encode(), env.settings.topic_partitions)
     ns = env.settings.topic_namespace
     ghost = f"run_{uuid.uuid4().hex}"
-    made = (await make_runs(env.ingress_url, env.samples[:1]))[0]
+    made = (await make_runs(env.ingress_url, env.samples[:1], env.token()))[0]
     unknown_run = json.loads(step_requested(made))
     unknown_run["run_id"] = ghost
     wrong_type = json.loads(step_requested(made))
@@ -220,7 +220,9 @@ async def test_t22_payload_size_boundaries(
     marks = await mark(env)
     limit = env.settings.max_request_bytes
     url = f"{env.ingress_url}/v1/uploads"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=60), headers=env.auth()
+    ) as session:
         ingress = {
             size: await _post_sized(session, url, size)
             for size in (limit - 1, limit, limit + 1, 1024 * 1024, 2 * 1024 * 1024)
@@ -229,7 +231,7 @@ async def test_t22_payload_size_boundaries(
     event_limit = env.settings.max_event_bytes
     sizes = [event_limit - 1, event_limit, event_limit + 1, 1024 * 1024, 2 * 1024 * 1024]
     runs = await make_runs(
-        env.ingress_url, [env.samples[i % len(env.samples)] for i in range(len(sizes))]
+        env.ingress_url, [env.samples[i % len(env.samples)] for i in range(len(sizes))], env.token()
     )
     injected = await produce(
         env.settings,
@@ -305,8 +307,10 @@ async def test_t23_base64_smuggling_corpus(
     api_sent = 0
     legit_ok = 0
     legit = legitimate_keys()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        runs = await make_runs(env.ingress_url, env.samples[: len(legit)] * 2)
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=60), headers=env.auth()
+    ) as session:
+        runs = await make_runs(env.ingress_url, env.samples[: len(legit)] * 2, env.token())
         for _, text in corpus:
             slot = await (
                 await session.post(
@@ -431,8 +435,10 @@ async def test_t24_ssrf_through_every_url_field(
         urls = ssrf_urls(canary.port)
         target = f"http://127.0.0.1:{canary.port}/"
         refused = sent = 0
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            runs = await make_runs(env.ingress_url, env.samples[:2])
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=60), headers=env.auth()
+        ) as session:
+            runs = await make_runs(env.ingress_url, env.samples[:2], env.token())
             for _, url in [(n, u) for n, u in urls if "://" in u]:
                 slot = await (
                     await session.post(

@@ -50,10 +50,12 @@ async def _delete_uploads(env: Harness, run_ids: list[str]) -> int:
 @pytest.mark.timeout(1800)
 async def test_t26_s3_object_missing(env: Harness, profile: Profile, seed: int, record) -> None:
     marks = await mark(env)
-    runs = await make_runs(env.ingress_url, env.samples[:3])
+    runs = await make_runs(env.ingress_url, env.samples[:3], env.token())
     deleted = await _delete_uploads(env, [r.run_id for r in runs])
     ledger = Ledger()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=60), headers=env.auth()
+    ) as session:
         for run in runs:
             url = f"{env.ingress_url}/v1/runs/{run.run_id}/steps/0"
             async with session.post(

@@ -3,15 +3,20 @@
 Each checker reads the whole history after the load quiesced and returns a figure and its
 evidence (the offending rows, a few of them), never a bare boolean: the report shows the figure,
 the test asserts on it, and the checker's own test shows it is not zero on a broken history.
+
+A run the pipeline gave up (status ``failed``: the sweeper ends one when the Supervisor's job
+expired on every delivery, keeping why in ``last_error``) is lost work, not an ending, unless
+the test declared that reason as the expected outcome of its fault (``expected_failures``).
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-__all__ = ["TERMINAL", "Check", "DbFigures", "check_database"]
+__all__ = ["TERMINAL", "Check", "DbFigures", "FailedRuns", "check_database", "failed_runs"]
 
 TERMINAL = ("completed", "blocked", "failed", "rejected")
 _EVIDENCE = 10
@@ -47,9 +52,44 @@ def _rows(records: Sequence[asyncpg.Record]) -> tuple[str, ...]:
     return tuple(", ".join(f"{k}={v}" for k, v in dict(r).items()) for r in records[:_EVIDENCE])
 
 
+_NO_REASON = "(no reason recorded)"
+_REASON_CHARS = 200
+
+
+@dataclass(frozen=True)
+class FailedRuns:
+    """A test's failed runs: the unexplained ones as a check (lost), the explained ones' ids,
+    and every failed run counted by its recorded reason."""
+
+    lost: Check
+    explained: tuple[str, ...]
+    by_reason: dict[str, int]
+
+
+def failed_runs(
+    failed: Sequence[tuple[str, str | None]], expected: Sequence[str] = ()
+) -> FailedRuns:
+    """Split failed runs (run id, recorded reason) by the reasons the test expects: regular
+    expressions, each to match a whole reason. A run with no reason is never explained."""
+    patterns = [re.compile(pattern) for pattern in expected]
+    lost: list[str] = []
+    explained: list[str] = []
+    by_reason: dict[str, int] = {}
+    for run_id, reason in failed:
+        text = (reason or "").strip()[:_REASON_CHARS]
+        by_reason[text or _NO_REASON] = by_reason.get(text or _NO_REASON, 0) + 1
+        if text and any(pattern.fullmatch(text) for pattern in patterns):
+            explained.append(run_id)
+        else:
+            lost.append(f"run_id={run_id}, reason={text or _NO_REASON}")
+    check = Check("I1", "failed_runs_unexplained", len(lost), tuple(lost[:_EVIDENCE]))
+    return FailedRuns(check, tuple(explained), by_reason)
+
+
 # I1: every step attempt that was asked for has a decision. Asked for: step 0 attempt 1 of every
 # acked run; the attempt after a retry; step+1 after a proceed (below step 6); any job's step
-# attempt. A run that failed or was rejected as a whole ends its steps.
+# attempt. A run rejected as a whole, or failed for a reason its test expects ($2), ends its
+# steps; any other failed run keeps them asked for.
 _LOST_STEPS = """
 WITH asked AS (
     SELECT run_id, 0::smallint AS step_id, 1::smallint AS attempt FROM unnest($1::text[]) AS run_id
@@ -63,7 +103,8 @@ SELECT a.run_id, a.step_id, a.attempt, r.status
 FROM asked a
 JOIN pipeline_runs r USING (run_id)
 LEFT JOIN pipeline_decisions d USING (run_id, step_id, attempt)
-WHERE d.run_id IS NULL AND r.status NOT IN ('failed', 'rejected')
+WHERE d.run_id IS NULL AND r.status <> 'rejected'
+  AND NOT (r.status = 'failed' AND a.run_id = ANY($2::text[]))
 ORDER BY 1, 2, 3
 """
 
@@ -179,6 +220,11 @@ SELECT coalesce(block_reason, status) AS reason, count(*) AS runs FROM pipeline_
 WHERE run_id = ANY($1) AND status <> 'completed' GROUP BY 1 ORDER BY 2 DESC
 """
 
+_FAILED = """
+SELECT run_id, last_error FROM pipeline_runs WHERE run_id = ANY($1) AND status = 'failed'
+ORDER BY run_id
+"""
+
 _TERMINAL = """
 SELECT count(*) FILTER (WHERE status IN ('completed', 'blocked', 'failed', 'rejected')) AS terminal,
        count(*) FILTER (WHERE status = 'completed') AS completed,
@@ -194,11 +240,17 @@ async def check_database(
     indeterminate: Sequence[str] = (),
     *,
     max_attempts: int = 3,
+    expected_failures: Sequence[str] = (),
 ) -> DbFigures:
-    """I1-I6 on the runs of one test (acked step-0 requests, and the indeterminate ones)."""
+    """I1-I6 on the runs of one test (acked step-0 requests, and the indeterminate ones);
+    ``expected_failures``: the reasons (regular expressions) a failed run may end with."""
     runs = list(acked)
     every = runs + [r for r in indeterminate if r not in runs]
-    lost = await conn.fetch(_LOST_STEPS, runs)
+    failed = failed_runs(
+        [(r["run_id"], r["last_error"]) for r in await conn.fetch(_FAILED, runs)],
+        expected_failures,
+    )
+    lost = await conn.fetch(_LOST_STEPS, runs, list(failed.explained))
     twice = await conn.fetch(_INDETERMINATE_TWICE, list(indeterminate))
     physical = await conn.fetch(_DUP_PHYSICAL, every)
     logical = await conn.fetch(_DUP_LOGICAL, every)
@@ -231,6 +283,7 @@ async def check_database(
         Check("I5", "stale_epoch_writes_accepted", len(stale), _rows(stale)),
         Check("I6", "double_renders", len(renders), _rows(renders)),
         Check("I8", "leases_held_after_quiesce", len(held), _rows(held)),
+        failed.lost,
     )
     info = {
         "max_attempts": int(worst["worst"]),
@@ -243,6 +296,9 @@ async def check_database(
         "completed": int(terminal["completed"]),
         "blocked": int(terminal["blocked"]),
         "failed": int(terminal["failed"]),
+        "failed_unexplained": failed.lost.value,
+        "failed_by_reason": failed.by_reason,
         "not_completed_by_reason": {r["reason"]: int(r["runs"]) for r in reasons},
     }
-    return DbFigures(len(runs), int(terminal["terminal"]), checks, info)
+    # A failed run no expected reason explains was lost, not ended.
+    return DbFigures(len(runs), int(terminal["terminal"]) - failed.lost.value, checks, info)

@@ -1,8 +1,15 @@
 """One fault-suite environment: its own topics, database, bucket, model server and workers.
 
 The workers reach S3 through a TCP fault proxy and the model through an HTTP fault front, both
-switchable at any time; with ``private=True`` Kafka and PostgreSQL are private instances the
-harness may kill. Every secret the processes get is a canary (see ``planstream.dev.chaos.secrets``).
+switchable at any time; behind the proxy, a gate refuses expired or altered presigned URLs as S3
+does (``planstream.dev.chaos.s3gate``: moto serves them); with ``private=True`` Kafka and
+PostgreSQL are private instances the harness may kill. Every secret the processes get is a
+canary (see ``planstream.dev.chaos.secrets``).
+
+Every planstream process it starts serves metrics on a port of its own (kept across restarts of
+the same name), listed for the local stack's Prometheus in a targets file with the labels
+``namespace=<tag>`` and ``suite=chaos``, removed when the harness stops: the dashboards show a
+fault test as it runs, and T03 checks that the panels empty on a healthy system fill.
 """
 
 import asyncio
@@ -10,16 +17,17 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 
+from planstream.adapters.http.tokens import mint
 from planstream.dev.chaos.infra import PrivateInfra, private_settings
 from planstream.dev.chaos.load import Ledger, Load, Sample
 from planstream.dev.chaos.modelfaults import ModelFaults
 from planstream.dev.chaos.profiles import Profile
 from planstream.dev.chaos.proxy import FaultProxy
 from planstream.dev.chaos.rig import Proc, Rig, http_ready, log_says
+from planstream.dev.chaos.s3gate import S3Gate
 from planstream.dev.chaos.secrets import Canaries
 from planstream.dev.isolation import (
     create_database,
@@ -29,16 +37,27 @@ from planstream.dev.isolation import (
     isolated,
     new_tag,
 )
-from planstream.dev.launcher import WORKERS, child_env, planstream_argv, prepare, service
+from planstream.dev.launcher import (
+    WORKERS,
+    child_env,
+    planstream_argv,
+    prepare,
+    service,
+    targets_dir,
+    targets_file,
+    write_targets,
+)
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.scenarios import Scenario
 from planstream.settings import Settings
 
-__all__ = ["Harness", "make_samples"]
+__all__ = ["TARGET_LABELS", "Harness", "make_samples"]
 
 log = logging.getLogger(__name__)
 
 _READY_TIMEOUT_S = 240.0
+TARGET_LABELS = {"suite": "chaos"}
+"""Added to the fault suite's scrape targets (with ``namespace``, the harness's tag)."""
 
 
 def make_samples(
@@ -71,11 +90,14 @@ class Harness:
         self.rig = Rig(root)
         self.infra: PrivateInfra | None = None
         self.s3: FaultProxy | None = None
+        self.s3_gate: S3Gate | None = None
         self.model: ModelFaults | None = None
         self.settings = base
         self.samples: list[Sample] = []
         self.ingress_url = ""
         self.workers: list[str] = []
+        self.metrics_ports: dict[str, int] = {}
+        self.targets = targets_file(targets_dir(base), isolated(base, self.tag))
         self._admin_dsn = base.dsn
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -95,6 +117,9 @@ class Harness:
             model_retry_after_cap_s=p.model_retry_after_cap_s,
             sweeper_interval_s=p.sweeper_interval_s,
             broker_commit_interval_s=0.2,
+            # The load is one subject's: the per-subject quotas would refuse most of it.
+            quota_runs_per_minute=1_000_000,
+            quota_active_runs=1_000_000,
             **more,
         )
 
@@ -108,8 +133,13 @@ class Harness:
             self.infra = PrivateInfra(self.rig, self.settings)
             await asyncio.gather(self.infra.start("kafka"), self.infra.start("postgres"))
             self._admin_dsn = self.settings.dsn
-        s3 = urlsplit(self.base.s3_endpoint or "http://127.0.0.1:15000")
-        self.s3 = FaultProxy(s3.hostname or "127.0.0.1", s3.port or 80, "s3", seed=self.seed)
+        # workers -> fault proxy (TCP faults) -> gate (refuses presigned URLs as S3 does) -> moto
+        self.s3_gate = S3Gate(
+            self.base.s3_endpoint or "http://127.0.0.1:15000",
+            self.canaries.s3_secret_access_key,
+        )
+        gate_port = self.s3_gate.start()
+        self.s3 = FaultProxy("127.0.0.1", gate_port, "s3", seed=self.seed)
         s3_port = self.s3.start()
         # A private PostgreSQL has its own database already; on the shared one, make ours.
         own_database = {"postgres_dsn": None} if self.private else {}
@@ -155,7 +185,12 @@ class Harness:
     def _spawn(
         self, name: str, kind: str | None = None, env: Mapping[str, str] | None = None
     ) -> Proc:
-        return self.rig.start(name, service(kind or name).args, env or self.env())
+        """Start ``name`` on its metrics port (a new name gets one and joins the targets)."""
+        if name not in self.metrics_ports:
+            self.metrics_ports[name] = free_port()
+            write_targets(self.targets, self.settings, self.metrics_ports, TARGET_LABELS)
+        port = {"PLANSTREAM_METRICS_PORT": str(self.metrics_ports[name])}
+        return self.rig.start(name, service(kind or name).args, {**(env or self.env()), **port})
 
     # -- worker control -------------------------------------------------------------------------
     def start_worker(
@@ -204,7 +239,17 @@ class Harness:
 
     # -- load ----------------------------------------------------------------------------------
     def loader(self, seed: int) -> Load:
-        return Load(self.ingress_url, self.samples, seed)
+        return Load(self.ingress_url, self.samples, seed, self.token())
+
+    def token(self, *, operator: bool = False) -> str:
+        """A bearer token of this environment's one load subject (or of its operator)."""
+        if operator:
+            return mint(self.settings, f"chaos-operator-{self.tag}", roles=("operator",))
+        return mint(self.settings, f"chaos-{self.tag}")
+
+    def auth(self, *, operator: bool = False) -> dict[str, str]:
+        """The Authorization header of :meth:`token`, for raw requests."""
+        return {"Authorization": f"Bearer {self.token(operator=operator)}"}
 
     async def load(
         self,
@@ -223,8 +268,9 @@ class Harness:
 
     # -- tear-down -----------------------------------------------------------------------------
     async def stop(self, *, drop: bool = True) -> None:
+        self.targets.unlink(missing_ok=True)
         await asyncio.to_thread(self.rig.close)
-        for injector in (self.model, self.s3):
+        for injector in (self.model, self.s3, self.s3_gate):
             if injector is not None:
                 injector.close()
         if drop and not self.private and os.environ.get("PLANSTREAM_CHAOS_KEEP") != "1":

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from planstream.adapters.http.client import PlanstreamClient
+from planstream.adapters.kafka.security import client_options
 from planstream.dev.chaos.load import Sample
 from planstream.domain.events import StepRequested, step_key
 from planstream.domain.ids import new_id
@@ -65,17 +66,18 @@ class Produced:
     refused: str | None = None
 
 
-async def make_runs(ingress_url: str, samples: Sequence[Sample]) -> list[MadeRun]:
+async def make_runs(ingress_url: str, samples: Sequence[Sample], token: str) -> list[MadeRun]:
     """One run per sample (image uploaded, run created), without requesting step 0."""
     made = []
+    auth = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        client = PlanstreamClient(ingress_url, session)
+        client = PlanstreamClient(ingress_url, session, token)
         for sample in samples:
             image = await asyncio.to_thread(sample.path.read_bytes)
             upload = await client.upload(image, "image/png")
             body = {"upload_id": upload, "ratio": "4:3", "quality_post_step4": "2K"}
             body["request_text"] = sample.entry.request_text
-            async with session.post(f"{ingress_url}/v1/runs", json=body) as answer:
+            async with session.post(f"{ingress_url}/v1/runs", json=body, headers=auth) as answer:
                 created = await answer.json()
                 if answer.status != 201:
                     raise RuntimeError(f"create run: {answer.status} {created}")
@@ -114,7 +116,7 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 def _producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         acks="all",
         max_request_size=_MAX_REQUEST,
         request_timeout_ms=30_000,

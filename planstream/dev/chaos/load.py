@@ -1,6 +1,6 @@
 """A bounded load generator through the ingress, and the ledger of what it was told.
 
-Each run is made like a user's: the image goes to a presigned PUT URL, then the run is created
+Each run is made like a user's: the image goes to a presigned POST form, then the run is created
 and step 0 requested with an Idempotency-Key. A request the ingress acknowledged (202/200) is
 ``acked``; one whose answer never came (timeout, reset, 5xx after every retry with the same key)
 is ``indeterminate``: I1 allows it to be absent, but if present it must be processed once.
@@ -82,8 +82,9 @@ class Ledger:
 class Load:
     """Submits runs through the ingress at a bounded rate, with bounded retries."""
 
-    def __init__(self, ingress_url: str, samples: Sequence[Sample], seed: int) -> None:
+    def __init__(self, ingress_url: str, samples: Sequence[Sample], seed: int, token: str) -> None:
         self._url = ingress_url
+        self._token = token
         self._samples = list(samples)
         self._random = random.Random(seed)
         self._next = 0
@@ -111,7 +112,7 @@ class Load:
         gate = asyncio.Semaphore(concurrency)
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            client = PlanstreamClient(self._url, session)
+            client = PlanstreamClient(self._url, session, self._token)
 
             async def one(sample: Sample) -> None:
                 async with gate:

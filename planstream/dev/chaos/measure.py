@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from planstream.dev.chaos.checkers import Check, DbFigures, check_database
+from planstream.dev.chaos.conflicts import conflicting_decisions, decision_events
 from planstream.dev.chaos.harness import Harness
 from planstream.dev.chaos.load import Ledger
 from planstream.dev.chaos.report import Result
@@ -145,7 +146,14 @@ def thresholds(result: Result, max_attempts: int = 3, transport_attempts: int = 
     broken = []
     if result.runs_terminal != result.runs_started:
         broken.append(f"runs terminal {result.runs_terminal}/{result.runs_started}")
-    for name in ("lost_steps", "dup_decisions_physical", "dup_decisions_logical"):
+    names = (
+        "lost_steps",
+        "runs_failed_unexplained",
+        "dup_decisions_physical",
+        "dup_decisions_logical",
+        "dup_decisions_topic",
+    )
+    for name in names:
         if getattr(result, name):
             broken.append(f"{name}={getattr(result, name)}")
     if result.max_attempts > max_attempts:
@@ -172,14 +180,23 @@ async def measure(
     *,
     extra_checks: Sequence[Check] = (),
     figures: dict[str, Any] | None = None,
+    expected_failures: Sequence[str] = (),
 ) -> Result:
-    """Fill ``result`` from every checker on ``ledger``'s runs; verdict and violations too."""
+    """Fill ``result`` from every checker on ``ledger``'s runs; verdict and violations too.
+
+    ``expected_failures``: the reasons (regular expressions over a run's ``last_error``) the
+    test's fault may end a run ``failed`` with; any other failed run counts as lost.
+    """
     if marks.sampler is not None:
         await marks.sampler.stop()
     conn = await harness.connect()
     try:
         db: DbFigures = await check_database(
-            conn, ledger.acked, ledger.indeterminate, max_attempts=harness.settings.max_attempts
+            conn,
+            ledger.acked,
+            ledger.indeterminate,
+            max_attempts=harness.settings.max_attempts,
+            expected_failures=expected_failures,
         )
         db_scan = await scan_database(conn, harness.canaries.values())
         open_runs = [
@@ -198,9 +215,11 @@ async def measure(
         await conn.close()
     lag = await consumer_lag(harness.settings)
     records = await read_topics(harness.settings, namespace_topics(harness.settings), marks.topics)
-    mine = {run.encode() for run in ledger.run_ids}
+    mine_ids = set(ledger.run_ids)
+    mine = {run.encode() for run in mine_ids}
     counts = outputs_by_key([r for r in records if r.key in mine], harness.settings.topic_namespace)
     unfinished = done_without_output([(j[0], j[1], j[2]) for j in jobs], counts)
+    conflicts = conflicting_decisions(records, harness.settings.topic_namespace, mine_ids)
     canaries = harness.canaries.values()
     scan = scan_logs(harness.rig.log_files(), canaries, marks.logs).add(
         scan_records(records, canaries)
@@ -212,6 +231,9 @@ async def measure(
     result.lost_steps = db.value("lost_steps")
     result.dup_decisions_physical = db.value("dup_decisions_physical")
     result.dup_decisions_logical = db.value("dup_decisions_logical")
+    result.dup_decisions_topic = conflicts.value
+    result.runs_failed = int(db.info["failed"])
+    result.runs_failed_unexplained = db.value("failed_runs_unexplained")
     result.max_attempts = int(db.info["max_attempts"])
     result.max_llm_calls_per_key = int(db.info["max_llm_calls_per_key"])
     result.stale_epoch_writes_accepted = db.value("stale_epoch_writes_accepted")
@@ -226,6 +248,9 @@ async def measure(
         "indeterminate": len(ledger.indeterminate),
         "raw_escapes_in_logs": scan.escapes,
         "reexecutions": reexecutions(counts),
+        "decision_events_read": decision_events(
+            records, harness.settings.topic_namespace, mine_ids
+        ),
         "max_record_bytes": max_record_bytes(records),
         **(figures or {}),
     }
@@ -235,7 +260,7 @@ async def measure(
         )
     s = harness.settings
     violations = thresholds(result, s.max_attempts, s.model_transport_attempts)
-    for check in (*db.checks, lag, unfinished, *extra_checks):
+    for check in (*db.checks, conflicts, lag, unfinished, *extra_checks):
         if check.value:
             violations.append(
                 f"{check.invariant} {check.name}={check.value}: {'; '.join(check.evidence[:3])}"

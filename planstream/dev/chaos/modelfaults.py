@@ -2,12 +2,16 @@
 
 It forwards OpenAI-compatible requests to the real (scripted) server and, by the current plan,
 answers some of them itself: 500, 429 with ``Retry-After``, a reset connection, a hang, a
-malformed or huge answer, a redirect, a 401 that echoes the API key. Every request is recorded
-(time, route, schema, the image's object key without its query string, what was done), so a test
-counts the model's HTTP calls from the model's side, independently of planstream's own records.
+malformed or huge answer, a redirect, a 401 that echoes the API key, or what a compromised
+model would answer to the comparison and the audit (``planstream.dev.chaos.compromised``). Every
+request is recorded (time, route, schema, the image's object key without its query string and a
+digest of its whole URL, what was done), so a test counts the model's HTTP calls from the
+model's side, independently of planstream's own records, and tells which signed URL each carried.
 """
 
 import asyncio
+import hashlib
+import itertools
 import json
 import random
 import threading
@@ -20,9 +24,10 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from planstream.dev.chaos import compromised
 from planstream.dev.chaos.proxy import LoopThread
 
-__all__ = ["ModelCallSeen", "ModelFaults", "ModelPlan", "Template"]
+__all__ = ["ModelCallSeen", "ModelFaults", "ModelPlan", "Template", "url_digest"]
 
 Fault = Literal["500", "429", "reset", "hang", "delay", "drip", "template"]
 Template = Literal[
@@ -38,6 +43,7 @@ Template = Literal[
     "redirect",
     "401_masked",
     "401_echo",
+    "compromised",
 ]
 ALL_SCHEMAS: Final = frozenset(
     {"spaces_v1", "request_comparison_v1", "decision_audit_v1", "images"}
@@ -72,6 +78,12 @@ class ModelCallSeen:
     image_key: str | None
     fault: str
     status: int
+    url_digest: str | None = None  # url_digest() of the image URL: which signed URL it was
+
+
+def url_digest(url: str) -> str:
+    """A short digest of a signed URL: tells URLs apart without keeping the credential."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def _schema_of(route: str, body: Any) -> str:
@@ -83,8 +95,12 @@ def _schema_of(route: str, body: Any) -> str:
         return "?"
 
 
-def _image_key(body: Any) -> str | None:
-    """The object path of the first image URL in the messages (bucket/key, no signature)."""
+_Image = tuple[str, str]  # the image URL's object path (bucket/key), the URL's digest
+
+
+def _image_key(body: Any) -> _Image | None:
+    """The object path of the first image URL in the messages (bucket/key, no signature), and
+    the digest of the whole URL."""
     try:
         for message in body["messages"]:
             content = message.get("content")
@@ -92,7 +108,8 @@ def _image_key(body: Any) -> str | None:
                 continue
             for part in content:
                 if part.get("type") == "image_url":
-                    return str(urlsplit(part["image_url"]["url"]).path)
+                    url = str(part["image_url"]["url"])
+                    return str(urlsplit(url).path), url_digest(url)
     except (KeyError, TypeError, AttributeError):
         return None
     return None
@@ -145,6 +162,7 @@ class ModelFaults:
         self._seen: list[ModelCallSeen] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._compromised = itertools.count()
         self.port = 0
 
     # -- control ----------------------------------------------------------------------------
@@ -201,9 +219,11 @@ class ModelFaults:
             draw -= weight
         return plan, None
 
-    def _record(self, route: str, schema: str, key: str | None, fault: str, status: int) -> None:
+    def _record(self, route: str, schema: str, key: _Image | None, fault: str, status: int) -> None:
+        path, digest = key if key is not None else (None, None)
         with self._lock:
-            self._seen.append(ModelCallSeen(time.time(), route, schema, key, fault, status))
+            seen = ModelCallSeen(time.time(), route, schema, path, fault, status, digest)
+            self._seen.append(seen)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -272,7 +292,7 @@ class ModelFaults:
         raw: bytes,
         route: str,
         schema: str,
-        key: str | None,
+        key: _Image | None,
         *,
         record: bool = True,
     ) -> web.Response:
@@ -295,7 +315,7 @@ class ModelFaults:
         plan: ModelPlan,
         route: str,
         schema: str,
-        key: str | None,
+        key: _Image | None,
     ) -> web.StreamResponse:
         template = plan.template
         self._record(route, schema, key, f"template:{template}", 200)
@@ -321,6 +341,9 @@ class ModelFaults:
             answer = completion(
                 "{", "length", usage={"prompt_tokens": 1_000, "completion_tokens": 1_000_000}
             )
+        elif template == "compromised" and schema in compromised.SCHEMAS:
+            told = compromised.answer(schema, next(self._compromised), plan.redirect_to)
+            answer = completion(told, "stop")
         else:
             answer = await self._mutated(request, raw, template, plan)
         return web.json_response(answer)
@@ -367,7 +390,7 @@ class ModelFaults:
         plan: ModelPlan,
         route: str,
         schema: str,
-        key: str | None,
+        key: _Image | None,
     ) -> web.StreamResponse:
         """The real answer, one byte every ``drip_s`` for ``drip_for_s``, then the rest."""
         status, headers, data = await self._upstream_call(request, raw)

@@ -44,6 +44,8 @@ class Profile(reporting.Profile):
     model_storm_s: float  # T17
     malformed_each: int  # T19: runs per malformed answer template
     s3_down_s: float  # T26
+    injection_runs: int  # T21: runs started on the corpus's texts with an honest model
+    compromised_runs: int  # T21: runs while the model answers as a compromised one would
     quiesce_s: float  # longest wait for every run to end after a fault heals
 
 
@@ -72,6 +74,8 @@ SHORT: Final = Profile(
     model_storm_s=30.0,
     malformed_each=2,
     s3_down_s=30.0,
+    injection_runs=41,
+    compromised_runs=6,
     quiesce_s=240.0,
 )
 
@@ -100,6 +104,8 @@ FULL: Final = Profile(
     model_storm_s=90.0,
     malformed_each=20,
     s3_down_s=30.0,
+    injection_runs=82,
+    compromised_runs=24,
     quiesce_s=600.0,
 )
 

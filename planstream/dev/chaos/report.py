@@ -39,8 +39,11 @@ class Result:
     runs_started: int = 0
     runs_terminal: int = 0
     lost_steps: int = 0
+    runs_failed: int = 0
+    runs_failed_unexplained: int = 0
     dup_decisions_physical: int = 0
     dup_decisions_logical: int = 0
+    dup_decisions_topic: int = 0
     max_attempts: int = 0
     max_llm_calls_per_key: int = 0
     stale_epoch_writes_accepted: int = 0
@@ -85,8 +88,13 @@ def _fold(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "runs_started": sum(r["runs_started"] for r in records),
         "runs_terminal": sum(r["runs_terminal"] for r in records),
         "lost_steps": sum(r["lost_steps"] for r in records),
+        "runs_failed": sum(r.get("runs_failed", 0) for r in records),
+        "runs_failed_unexplained": sum(r.get("runs_failed_unexplained", 0) for r in records),
         "dup_decisions": sum(
-            r["dup_decisions_physical"] + r["dup_decisions_logical"] for r in records
+            r["dup_decisions_physical"]
+            + r["dup_decisions_logical"]
+            + r.get("dup_decisions_topic", 0)
+            for r in records
         ),
         "max_attempts": max(r["max_attempts"] for r in records),
         "max_llm_calls_per_key": max(r["max_llm_calls_per_key"] for r in records),
@@ -129,8 +137,10 @@ def _profile_note(name: str) -> str:
     return (
         f"`{name}`: {shown}.{lease} Every check is offline, over the whole history, after the"
         " quiesce; times are from a shared, noisy 2-core machine and are indicative only."
-        " A run counts as terminal when it is completed, blocked (waiting for a person), failed"
-        " or rejected. What one machine cannot show: docs/reliability.md."
+        " A run counts as terminal when it is completed, blocked (waiting for a person),"
+        " rejected, or failed for a reason its test expects; any other failed run is lost"
+        " (the failed column: all failed runs, the unexplained ones in brackets; each repeat"
+        " lists them by reason). What one machine cannot show: docs/reliability.md."
     )
 
 
@@ -141,6 +151,7 @@ _HEAD = [
     "runs started",
     "runs terminal",
     "lost steps",
+    "failed runs (unexplained)",
     "duplicate decisions",
     "max attempts per step",
     "max model calls per step",
@@ -161,6 +172,7 @@ def _table_row(row: dict[str, Any]) -> tuple[object, ...]:
         row["runs_started"],
         terminal,
         row["lost_steps"],
+        f"{row['runs_failed']} ({row['runs_failed_unexplained']})",
         row["dup_decisions"],
         row["max_attempts"],
         row["max_llm_calls_per_key"],

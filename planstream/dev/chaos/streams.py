@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from planstream.adapters.kafka.security import client_options
 from planstream.dev.chaos.checkers import Check
 from planstream.settings import Settings
 from topics import CATALOGUE, DEAD_LETTER, TopicSpec
@@ -72,7 +73,7 @@ class DeadLetter:
 
 def _consumer(settings: Settings, **options: Any) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         enable_auto_commit=False,
         request_timeout_ms=30_000,
         max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -177,9 +178,7 @@ async def _group_offsets(
 
 async def consumer_lag(settings: Settings) -> Check:
     """I8: for every service's group, committed offset == end offset on every partition."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30_000
-    )
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=30_000)
     await admin.start()
     consumer = _consumer(settings)
     await consumer.start()
@@ -310,7 +309,7 @@ class OffsetSampler:
                 await self._task
 
     async def _run(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**client_options(self._settings))
         await admin.start()
         try:
             while True:
