@@ -56,7 +56,7 @@ async def _loop(settings: Settings) -> None:
         publisher = EventPublisher(settings, SERVICE)
         await publisher.start()
         stack.push_async_callback(publisher.stop)
-        pool = await create_pool(settings.dsn, max_size=2)
+        pool = await create_pool(settings.dsn, max_size=2, command_timeout=settings.db_timeout_s)
         stack.push_async_callback(pool.close)
         # It consumes no event: a re-drive joins the trace its run keeps.
         traced = RunTracePublisher(publisher, Repository(pool).run_traceparent, SERVICE)

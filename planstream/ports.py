@@ -32,8 +32,12 @@ __all__ = [
     "ArtifactStore",
     "ChatAnswer",
     "Clock",
+    "ImageAnimated",
     "ImageAnswer",
+    "ImageDimensionsRefused",
     "ImageFacts",
+    "ImageFormatUnsupported",
+    "ImageLimits",
     "ImageUnreadable",
     "Imaging",
     "JobLeases",
@@ -206,12 +210,25 @@ class ArtifactStore(Protocol):
 
     async def presign_get(self, bucket: str, key: str, ttl_s: int) -> str: ...
 
+    def signed_until(self, url: str, bucket: str, key: str) -> datetime | None:
+        """When ``url`` stops working, if it is a GET URL of ``bucket``/``key`` that this store
+        signed with its current key and nobody altered; None otherwise (another object, a
+        rotated key, a changed byte). Local: no request is made."""
+
 
 # --- images ----------------------------------------------------------------------------------
 
 
 class ImageUnreadable(PermanentError):
     """The bytes are not a decodable image of an accepted format."""
+
+
+class ImageFormatUnsupported(ImageUnreadable):
+    """The bytes are an image, but not a PNG, JPEG or WebP (a GIF named .png, a BMP, a TIFF)."""
+
+
+class ImageAnimated(ImageUnreadable):
+    """The image holds more than one frame (an animated PNG or WebP): a plan is one still."""
 
 
 @dataclass(frozen=True)
@@ -231,10 +248,55 @@ class ImageFacts:
         return asdict(self)
 
 
-class Imaging(Protocol):
-    """Pillow's work on image bytes: measure, convert to PNG, resize (CPU: run off the loop)."""
+class ImageDimensionsRefused(ImageUnreadable):
+    """The header's size breaks a limit (pixels, a side, the aspect ratio, the long-edge band);
+    nothing was decoded. ``facts`` are what the header says, for the record (None when the
+    image was too big for its header to be read)."""
 
-    def inspect(self, data: bytes, max_pixels: int) -> ImageFacts: ...
+    def __init__(self, message: str, facts: ImageFacts | None) -> None:
+        super().__init__(message)
+        self.facts = facts
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an image may be, checked from its header before any pixel is decoded: a bomb (a
+    20000 x 20000 PNG of a few KB) is refused for the cost of reading its header."""
+
+    max_pixels: int
+    max_side: int
+    max_aspect_ratio: float
+    long_edge: tuple[int, int] | None = None  # the quality band's (min, max), when one applies
+
+    def problem(self, width: int, height: int) -> str | None:
+        """Why a ``width`` x ``height`` image breaks these limits, or None when it does not."""
+        size, long_side, short_side = f"{width}x{height} px", max(width, height), min(width, height)
+        if short_side < 1:
+            return f"{size} has no pixels"
+        if width * height > self.max_pixels:
+            return f"{size} is {width * height} pixels, over the {self.max_pixels}-pixel cap"
+        if long_side > self.max_side:
+            return f"{size} has a side of {long_side} px, over the {self.max_side} px limit"
+        if long_side > self.max_aspect_ratio * short_side:
+            return (
+                f"{size} has an aspect ratio of {long_side / short_side:.1f}:1, over the "
+                f"{self.max_aspect_ratio:g}:1 limit"
+            )
+        if self.long_edge is not None and not self.long_edge[0] <= long_side <= self.long_edge[1]:
+            return f"{size} has a long edge outside {self.long_edge[0]}-{self.long_edge[1]} px"
+        return None
+
+
+class Imaging(Protocol):
+    """Pillow's work on image bytes: measure, convert to PNG, resize (CPU: run off the loop).
+
+    ``inspect`` reads the header first and refuses, before any pixel is decoded, a format other
+    than PNG, JPEG or WebP (``ImageFormatUnsupported``), more than one frame (``ImageAnimated``)
+    and a size that breaks ``limits`` (``ImageDimensionsRefused``); then it decodes the image
+    once, so a truncated or corrupt one is ``ImageUnreadable`` too.
+    """
+
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts: ...
 
     def as_png(self, data: bytes) -> bytes: ...
 
@@ -253,6 +315,11 @@ class Repository(Protocol):
 
     async def blocked_step(self, run_id: str) -> tuple[int, int] | None: ...
 
+    async def review_claimed(self, run_id: str, step_id: int, attempt: int, event_id: str) -> bool:
+        """Whether the review ``event_id`` holds the claim on the run's block at that step
+        attempt (the ingress claims it before publishing): only the claimant is carried out."""
+        ...
+
     async def step_image(self, run_id: str, step_id: int) -> str | None: ...
 
     async def job_event(self, job_id: str) -> tuple[str, dict[str, Any]] | None: ...
@@ -266,6 +333,13 @@ class Repository(Protocol):
     async def merge_artifact_metadata(self, artifact_id: str, metadata: dict[str, Any]) -> None: ...
 
     async def cache_signed_url(self, artifact_id: str, url: str, expires_at: datetime) -> None: ...
+
+    async def use_checked_copy(
+        self, artifact_id: str, storage_bucket: str, storage_path: str
+    ) -> None:
+        """The artifact's object is now ``storage_path`` in ``storage_bucket``: Image I/O's
+        immutable copy of the bytes it checked, which every later reader gets; the cached
+        signed URL of the old object is dropped."""
 
 
 class JobLeases(Protocol):

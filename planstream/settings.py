@@ -5,7 +5,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import NoneType
-from typing import Any, Final, Literal, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -23,7 +23,28 @@ __all__ = ["ENV_PREFIX", "Settings"]
 
 ENV_PREFIX: Final = "PLANSTREAM_"
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Signature algorithms a token may use; never "none", never an encryption algorithm.
+_JWT_ALGORITHMS: Final = (
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "ES256",
+    "ES384",
+    "EdDSA",
+)
 _STACK_NAMES: Final = "kafka|postgres|s3|model|prometheus|legacy"  # the local stack's services
+# A host name or an IP literal (IPv6 in brackets), and a serialized browser origin.
+_HOST_NAME: Final = r"^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252})$"
+_ORIGIN: Final = r"^https?://" + _HOST_NAME[1:-1] + r"(:[0-9]{1,5})?$"
+
+
+def _env(name: str) -> str:
+    """The variable of a setting, as messages name it."""
+    return ENV_PREFIX + name.upper()
 
 
 def _json_value(variable: str, raw: str) -> Any:
@@ -44,6 +65,9 @@ class Settings(BaseModel):
 
     # Where the local stack keeps its processes' data, logs, pid files and the Kafka jars.
     work_dir: Path = Path(".planstream")
+    # "local": the local stack and its throwaway credentials; "production": a process refuses to
+    # start while a secret it needs is missing or still the local stack's (planstream/credentials).
+    deployment: Literal["local", "production"] = "local"
     stack_services: str = Field(
         default="kafka,postgres,s3,model,prometheus,legacy",
         pattern=rf"^(({_STACK_NAMES})(,({_STACK_NAMES}))*)?$",
@@ -55,10 +79,27 @@ class Settings(BaseModel):
     # Addresses: the defaults are the local stack's loopback ports.
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_controller_port: int = 19093
+    # Kafka's security (docs/security.md, "Kafka"), for Faust, every producer, consumer and admin.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = Field(default=None, min_length=1, max_length=256)
+    kafka_sasl_password: str | None = Field(
+        default=None, min_length=1, repr=False, description="a secret, never logged"
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="PEM CA certificates of the brokers (unset: the system's)"
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate chain, for mutual TLS"
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="the client certificate's unencrypted PEM private key"
+    )
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 15432
     postgres_user: str = "planstream"
-    postgres_password: str = "planstream"  # noqa: S105 - the local stack's own throwaway role
+    # The local stack's own throwaway role (S105); secrets stay out of the settings' repr.
+    postgres_password: str = Field(default="planstream", repr=False)
     postgres_db: str = "planstream"
     postgres_dsn: str | None = Field(
         default=None, description="overrides host/port/user/password/db when set"
@@ -70,17 +111,24 @@ class Settings(BaseModel):
     s3_access_key_id: str | None = Field(
         default="planstream-local", description="unset it to use the AWS default credential chain"
     )
-    s3_secret_access_key: str | None = "planstream-local-secret"  # noqa: S105 - moto takes any
+    s3_secret_access_key: str | None = Field(default="planstream-local-secret", repr=False)
     model_base_url: str = "http://127.0.0.1:18080/v1"
     model_server_host: str = "127.0.0.1"
     model_server_port: int = 18080
-    model_api_key: str = "sk-local-scripted"
+    model_api_key: str = Field(default="sk-local-scripted", repr=False)
     model_vision: str = "planstream-scripted-vision"
     model_text: str = "planstream-scripted-vision"
     model_image: str = "planstream-scripted-image"
     model_timeout_s: float = Field(default=60.0, gt=0, description="per call; below lease_s")
     model_max_output_tokens: int = Field(default=8_000, ge=256)
-    model_max_response_bytes: int = Field(default=400_000, ge=1_024)
+    model_max_response_bytes: int = Field(
+        default=400_000, ge=1_024, description="a chat answer, counted while it is decompressed"
+    )
+    model_max_image_response_bytes: int = Field(
+        default=96 * 1024 * 1024,
+        ge=1_024,
+        description="an image answer (base64 JSON), counted while it is decompressed",
+    )
     model_image_sizes: tuple[str, ...] = Field(
         default=(),
         description="the sizes the image model makes (empty: any); renders are then resized",
@@ -142,6 +190,70 @@ class Settings(BaseModel):
     )
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 18000
+    # The edge (planstream/adapters/http/edge.py, docs/security.md): who may address the API
+    # and how long one request may take.
+    ingress_allowed_hosts: tuple[Annotated[str, Field(pattern=_HOST_NAME)], ...] = Field(
+        default=(),
+        description="Host names (no port) the API answers, others 421; empty: the bind address, "
+        "localhost and 127.0.0.1",
+    )
+    ingress_allowed_origins: tuple[Annotated[str, Field(pattern=_ORIGIN)], ...] = Field(
+        default=(),
+        description="browser origins (scheme://host[:port]) allowed besides the API's own; "
+        "others 403",
+    )
+    ingress_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="request line and headers (from the connection's start or its previous "
+        "answer, idle time included) and then the body must arrive within this, else the "
+        "connection is closed",
+    )
+    ingress_handler_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="a request not answered within this gets 503"
+    )
+
+    # Authentication (docs/security.md): every /v1 call carries a bearer JWT. Keys come from a
+    # JWKS URL (any OIDC provider, Supabase Auth) or a shared HS256 secret; the local stack's
+    # own secret lives in auth_local_key_file (made by `stack up`, used when neither is set).
+    auth_jwks_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$", description="the issuer's JSON Web Key Set"
+    )
+    auth_hs256_secret: str | None = Field(
+        default=None,
+        repr=False,
+        min_length=32,
+        description="a shared HMAC secret; a secret, never logged",
+    )
+    auth_local_key_file: Path = Path(".planstream/auth/hs256.key")
+    auth_issuer: str = Field(default="planstream-local", min_length=1, description="`iss`")
+    auth_audience: str = Field(default="planstream", min_length=1, description="`aud`")
+    auth_algorithms: tuple[str, ...] = Field(
+        default=("HS256", "RS256", "ES256"), min_length=1, description="accepted `alg` values"
+    )
+    auth_leeway_s: int = Field(default=30, ge=0, le=300, description="clock skew on exp/nbf/iat")
+    auth_roles_claim: str = Field(
+        default="app_metadata.planstream_roles",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$",
+        description="dotted path to the list of roles in a token",
+    )
+    auth_jwks_cache_s: float = Field(default=600.0, gt=0, description="how long keys are kept")
+    auth_jwks_refresh_min_s: float = Field(
+        default=30.0, gt=0, description="least time between fetches for an unknown `kid`"
+    )
+    auth_max_token_bytes: int = Field(default=8_192, ge=256)
+    auth_token_ttl_s: int = Field(
+        default=3_600, ge=60, le=86_400, description="what `tokens mint` signs by default"
+    )
+    # Quotas per token subject, answered 429 with Retry-After; counted in PostgreSQL.
+    quota_runs_per_minute: int = Field(default=60, ge=1, description="runs created a minute")
+    quota_active_runs: int = Field(
+        default=20, ge=1, description="runs pending or running at once (blocked ones not)"
+    )
+    quota_reviews_per_run_hour: int = Field(
+        default=10, ge=1, description="reviews of one run an hour (operators included)"
+    )
 
     # Migration (docs/migration.md): the routing flags' cache, and the old run-pipeline-step
     # function the legacy bridge calls for the steps routed to it.
@@ -157,6 +269,7 @@ class Settings(BaseModel):
         default="Authorization", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
     )
     legacy_auth_token: str = Field(
+        repr=False,
         default="legacy-local-key",
         min_length=1,
         description="sent as `<legacy_auth_header>: Bearer <token>`; a secret, never logged",
@@ -196,9 +309,22 @@ class Settings(BaseModel):
     max_event_bytes: int = Field(default=50_000, ge=1_024)
     max_request_bytes: int = Field(default=10_240, ge=256)
     max_request_text_chars: int = Field(default=2_000, ge=0)
-    max_image_bytes: int = Field(default=64 * 1024 * 1024, ge=1_024)
+    max_image_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1_024, description="an image the pipeline reads (renders)"
+    )
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1_024,
+        description="an upload: the presigned POST's content-length-range, Image I/O's HEAD cap",
+    )
     max_image_pixels: int = Field(
         default=48_000_000, ge=1, description="decompression-bomb cap (6400 x 7500)"
+    )
+    max_image_side: int = Field(
+        default=8_192, ge=64, description="either side, read from the header before decoding"
+    )
+    max_image_aspect_ratio: float = Field(
+        default=8.0, ge=1.0, description="long side over short side, from the header"
     )
 
     # Signed URLs.
@@ -300,6 +426,42 @@ class Settings(BaseModel):
                 f"({slowest:g} s), or a live process reports itself stalled"
             )
         return self
+
+    @model_validator(mode="after")
+    def _uploads_within_images(self) -> "Settings":
+        if self.max_upload_bytes > self.max_image_bytes:
+            raise ValueError(
+                f"max_upload_bytes ({self.max_upload_bytes}) must not exceed max_image_bytes "
+                f"({self.max_image_bytes}): the render worker reads an upload with that cap"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> "Settings":
+        protocol = self.kafka_security_protocol
+        for name in ("kafka_sasl_username", "kafka_sasl_password"):
+            given = getattr(self, name) is not None
+            if given != (protocol == "SASL_SSL"):
+                need = "is set but unused by" if given else "is required with"
+                setting = f"{_env('kafka_security_protocol')}={protocol}"
+                raise ValueError(f"{_env(name)} {need} {setting}")
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and protocol == "PLAINTEXT":
+                raise ValueError(f"{_env(name)} is set but unused by PLAINTEXT (no TLS)")
+            if path is not None and not path.is_file():
+                raise ValueError(f"{_env(name)} names no readable file: {path}")
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError(f"{_env('kafka_ssl_keyfile')} needs {_env('kafka_ssl_certfile')}")
+        return self
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _algorithms(cls, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+        for algorithm in algorithms:
+            if algorithm not in _JWT_ALGORITHMS:
+                raise ValueError(f"{algorithm!r} is none of {', '.join(_JWT_ALGORITHMS)}")
+        return algorithms
 
     @field_validator("model_rate_limits")
     @classmethod

@@ -8,10 +8,12 @@ import aioboto3
 import asyncpg
 import pytest
 
+from planstream.adapters.http.tokens import mint
 from planstream.adapters.postgres.db import create_pool
 from planstream.adapters.postgres.repository import Repository
 from planstream.dev.isolation import create_database, database_name, drop_database
 from planstream.dev.launcher import everything, prepare, running
+from planstream.domain.principals import OPERATOR
 from planstream.settings import Settings
 from tests.stackkit import ROOT, isolated_settings
 
@@ -66,6 +68,19 @@ async def s3(settings: Settings) -> AsyncIterator[object]:
     )
     async with session.client("s3", endpoint_url=settings.s3_endpoint) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def user_token(settings: Settings, request: pytest.FixtureRequest) -> str:
+    """A user's bearer token (signed with the local stack's key, as the ingress checks); each
+    test module is its own user, so the per-subject quotas count one module's runs."""
+    return mint(settings, "user-" + request.module.__name__.rsplit(".", 1)[-1].replace("_", "-"))
+
+
+@pytest.fixture(scope="module")
+def operator_token(settings: Settings) -> str:
+    """An operator's bearer token: reviews blocked runs, reads every run."""
+    return mint(settings, "test-operator", roles=(OPERATOR,))
 
 
 @pytest.fixture(scope="session")

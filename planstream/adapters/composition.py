@@ -35,7 +35,10 @@ async def open_runtime(
     """Open the pools and clients of ``service``; returns the runtime and its closer."""
     stack = AsyncExitStack()
     pool = await create_pool(
-        settings.dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.dsn,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        command_timeout=settings.db_timeout_s,
     )
     stack.push_async_callback(pool.close)
     storage = Storage(settings)

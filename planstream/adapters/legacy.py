@@ -75,7 +75,7 @@ def _answer(raw: bytes, call: LegacyCall) -> LegacyAnswer:
     execution = body.get("execution_id")
     output = body.get("output_artifact_id")
     failures = body.get("failures", [])
-    if not isinstance(execution, str) or not _EXECUTION_ID.match(execution):
+    if not isinstance(execution, str) or not _EXECUTION_ID.fullmatch(execution):
         raise LegacyRefused("the answer has no usable execution_id", bad)
     if not isinstance(output, str) or not is_id(output) or not output.startswith("art_"):
         raise LegacyRefused("the answer has no artifact id in output_artifact_id", bad)

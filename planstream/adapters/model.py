@@ -2,6 +2,9 @@
 
 The client's own retries are off; ``planstream.services.model_budget`` decides, so that every
 call counts toward the step's budget. OpenAI's exceptions are translated here, at the boundary.
+Every answer body is capped while it streams, before and during decompression
+(``planstream.adapters.body_caps``): ``model_max_response_bytes`` for a chat answer,
+``model_max_image_response_bytes`` for an image.
 """
 
 import asyncio
@@ -14,10 +17,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from planstream.adapters import tracing
+from planstream.adapters.body_caps import BodyCaps, BodyEncodingRefused, BodyTooLarge
 from planstream.ports import ChatAnswer, ImageAnswer, ModelRefused, ModelUnavailable
 from planstream.settings import Settings
 
@@ -74,14 +79,23 @@ class ModelClient:
 
     async def start(self) -> None:
         s = self._settings
+        caps = BodyCaps(self._cap)
         self._client = openai.AsyncOpenAI(
             base_url=s.model_base_url,
             api_key=s.model_api_key,
             max_retries=0,
             timeout=s.model_timeout_s,
             # A redirect from the model's address is never followed (no SSRF through it).
-            http_client=openai.DefaultAsyncHttpxClient(follow_redirects=False),
+            http_client=openai.DefaultAsyncHttpxClient(
+                follow_redirects=False, event_hooks=caps.event_hooks()
+            ),
         )
+
+    def _cap(self, request: httpx2.Request) -> int:
+        """The most an answer to ``request`` may hold, decompressed: an image or a chat."""
+        if request.url.path.rstrip("/").endswith("/images/edits"):
+            return self._settings.model_max_image_response_bytes
+        return self._settings.model_max_response_bytes
 
     async def stop(self) -> None:
         if self._client is not None:
@@ -141,14 +155,17 @@ class ModelClient:
                     },
                     max_completion_tokens=self._settings.model_max_output_tokens,
                 )
-                raw = response.content  # the whole body, inside the deadline
+                raw = response.content  # the whole body, capped, inside the deadline
         except TimeoutError:
             raise ModelUnavailable(_DEADLINE, "timeout") from None
+        except BodyTooLarge as exc:  # on the wire or inflated, whatever the status
+            latency_ms = int((time.monotonic() - started) * 1000)
+            return ChatAnswer(None, None, "oversize", 0, 0, latency_ms, exc.head)
+        except BodyEncodingRefused as exc:
+            raise ModelRefused(str(exc)) from None
         except openai.OpenAIError as exc:
             raise self._scrubbed(_translate(exc)) from None
         latency_ms = int((time.monotonic() - started) * 1000)
-        if len(raw) > self._settings.model_max_response_bytes:
-            return ChatAnswer(None, None, "oversize", 0, 0, latency_ms, raw[:2_000])
         completion = response.parse()
         choice = completion.choices[0]
         usage = completion.usage
@@ -188,6 +205,8 @@ class ModelClient:
                 )
         except TimeoutError:
             raise ModelUnavailable(_DEADLINE, "timeout") from None
+        except (BodyTooLarge, BodyEncodingRefused) as exc:
+            raise ModelRefused(f"the image answer was refused: {exc}") from None
         except openai.OpenAIError as exc:
             raise self._scrubbed(_translate(exc)) from None
         data = response.data[0].b64_json if response.data else None

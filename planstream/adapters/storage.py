@@ -1,22 +1,42 @@
-"""Object storage through aioboto3: presigned URLs and bounded reads and writes."""
+"""Object storage through aioboto3: presigned upload forms and GET URLs, bounded reads, writes.
+
+An upload is a presigned POST whose policy fixes the key, the exact content type and a size of
+1 to ``max_upload_bytes``, for ``upload_url_ttl_s``: S3 refuses anything else. Not every
+S3-compatible store checks a POST policy (moto, the local stack's, does not), so a read is
+bounded on its own as well: by the HEAD's size before the GET, then by counting the body while
+it streams (the object may be replaced in between).
+"""
 
 import logging
 from contextlib import AsyncExitStack
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
 
 import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from planstream.adapters.presigned import signed_until
 from planstream.domain.errors import PermanentError, RetryableError
 from planstream.ports import ObjectMissing, ObjectTooLarge
 from planstream.settings import Settings
 
-__all__ = ["Storage"]
+__all__ = ["Storage", "UploadForm"]
 
 log = logging.getLogger(__name__)
 
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket"})
+_CHUNK_BYTES: Final = 256 * 1024
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    """Where and how a client uploads one object: a multipart POST of ``fields`` (in order),
+    then the file. The fields carry the signed policy: a bearer credential, never logged."""
+
+    url: str
+    fields: dict[str, str]
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -65,14 +85,24 @@ class Storage:
         await self._stack.aclose()
         self._client = None
 
-    async def presign_put(self, key: str, content_type: str, ttl_s: int) -> str:
-        """A URL a client may PUT one object to, for ``ttl_s`` seconds."""
-        url: str = await self._client.generate_presigned_url(
-            "put_object",
-            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+    async def presign_post(
+        self, key: str, content_type: str, max_bytes: int, ttl_s: int
+    ) -> UploadForm:
+        """A form a client may POST one object with, for ``ttl_s`` seconds; its policy fixes
+        ``key`` (boto adds the bucket and the exact key), ``content_type`` exactly, and a size
+        of 1 to ``max_bytes`` bytes."""
+        form = await self._client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                {"Content-Type": content_type},
+                ["content-length-range", 1, max_bytes],
+            ],
             ExpiresIn=ttl_s,
         )
-        return url
+        fields = {str(name): str(value) for name, value in form["fields"].items()}
+        return UploadForm(url=str(form["url"]), fields=fields)
 
     async def presign_get(self, bucket: str, key: str, ttl_s: int) -> str:
         """A short-lived URL to read one object (a bearer credential: never log it)."""
@@ -81,8 +111,25 @@ class Storage:
         )
         return url
 
+    def signed_until(self, url: str, bucket: str, key: str) -> datetime | None:
+        """When ``url`` stops working, if this store's key signed it for ``bucket``/``key``
+        and nobody altered it (``planstream.adapters.presigned``); else None."""
+        s = self._settings
+        if not (s.s3_access_key_id and s.s3_secret_access_key):
+            return None  # ambient credentials (a workload identity): never reuse, mint again
+        return signed_until(
+            url,
+            endpoint=s.s3_endpoint,
+            bucket=bucket,
+            key=key,
+            access_key_id=s.s3_access_key_id,
+            secret_access_key=s.s3_secret_access_key,
+            region=s.s3_region,
+        )
+
     async def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
-        """The object's bytes, refusing one larger than ``max_bytes`` before downloading it."""
+        """The object's bytes, refusing one larger than ``max_bytes`` before downloading it
+        (HEAD), and again while it streams if it grew meanwhile (never more is held)."""
         what = f"object {key}"
         try:
             head = await self._client.head_object(Bucket=bucket, Key=key)
@@ -90,11 +137,9 @@ class Storage:
             if size > max_bytes:
                 raise ObjectTooLarge(f"{what} has {size} bytes, over the {max_bytes} limit")
             response = await self._client.get_object(Bucket=bucket, Key=key)
-            async with response["Body"] as body:
-                data: bytes = await body.read()
+            return await _bounded(response, max_bytes, what)
         except (ClientError, BotoCoreError, OSError) as exc:
             raise _translate(exc, what) from None
-        return data
 
     async def write(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data`` under ``key`` in the configured bucket."""
@@ -111,3 +156,19 @@ class Storage:
             await self._client.head_bucket(Bucket=self.bucket)
         except ClientError:
             await self._client.create_bucket(Bucket=self.bucket)
+
+
+async def _bounded(response: dict[str, Any], max_bytes: int, what: str) -> bytes:
+    """The body of a GetObject ``response``, read in chunks and refused past ``max_bytes``
+    (aiobotocore never decompresses a body, so what is counted is what is held)."""
+    body = response["Body"]  # a StreamingBody; ``async with`` closes the connection under it
+    async with body:
+        declared = int(response.get("ContentLength") or 0)
+        if declared > max_bytes:
+            raise ObjectTooLarge(f"{what} has {declared} bytes, over the {max_bytes} limit")
+        data = bytearray()
+        async for chunk in body.iter_chunks(_CHUNK_BYTES):
+            data += chunk
+            if len(data) > max_bytes:
+                raise ObjectTooLarge(f"{what} grew past the {max_bytes}-byte limit while read")
+    return bytes(data)

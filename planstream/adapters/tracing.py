@@ -132,7 +132,7 @@ def traceparent(context: otel_context.Context | None = None) -> str | None:
 
 def trace_id_of(value: str | None) -> str | None:
     """The trace id a ``traceparent`` value names (None for no value or a malformed one)."""
-    found = _TRACEPARENT_SHAPE.match(value or "")
+    found = _TRACEPARENT_SHAPE.fullmatch(value or "")
     return found.group(1) if found else None
 
 

@@ -74,7 +74,7 @@ def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     from planstream.adapters.postgres.db import create_pool
 
     async def run() -> T:
-        pool = await create_pool(settings.dsn, max_size=2)
+        pool = await create_pool(settings.dsn, max_size=2, command_timeout=settings.db_timeout_s)
         try:
             return await work(pool)
         except asyncpg.UndefinedTableError:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from planstream.cli import flags
+from planstream.cli import flags, tokens
+from planstream.credentials import check_secrets
 from planstream.domain.errors import PlanstreamError
 from planstream.domain.service_names import WORKERS
 from planstream.settings import ENV_PREFIX, Settings
@@ -42,6 +43,7 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
 def _db(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.adapters.postgres import db
 
+    check_secrets(settings, "migrate")
     applied = asyncio.run(db.migrate(settings.dsn))
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
     return 0
@@ -50,6 +52,7 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.adapters import kafka
 
+    check_secrets(settings, "topics")
     created = asyncio.run(kafka.ensure_topics(settings))
     print(f"topics created: {', '.join(created) if created else 'none (all present)'}")
     return 0
@@ -72,6 +75,7 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.adapters.http import ingress
 
+    check_secrets(settings, "ingress")
     ingress.serve(settings)
     return 0
 
@@ -90,6 +94,7 @@ def _runs(args: argparse.Namespace, settings: Settings) -> int:
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.adapters.kafka import redrive as dead_letters
 
+    check_secrets(settings, "dlq")
     since = datetime.fromisoformat(args.since) if args.since else None
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
@@ -188,7 +193,6 @@ def _add_runs(sub: Any) -> None:
         review = runs_sub.add_parser(action, help=text)
         review.add_argument("run_id")
         review.add_argument("--reason", required=True)
-        review.add_argument("--reviewer", default=os.environ.get("USER") or "operator")
     runs.set_defaults(handler=_runs)
 
 
@@ -288,6 +292,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_runs(sub)
     flags.add_parser(sub)
+    tokens.add_parser(sub)
 
     _add_tools(sub)
     return parser

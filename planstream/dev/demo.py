@@ -1,7 +1,7 @@
 """``planstream demo``: sample plans through the whole pipeline on the local stack, checked.
 
 Starts the local stack and every service, draws a fresh sample set with every scenario,
-submits one run per sample through the ingress (image by presigned PUT), follows each run to
+submits one run per sample through the ingress (image by presigned POST), follows each run to
 the end of step 6 or a block, prints one line per run and a summary, and fails when a run ends
 differently from its scenario's expected outcome or is still running at the time limit.
 """
@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from planstream.adapters.http.client import PlanstreamClient
+from planstream.adapters.http.tokens import mint
 from planstream.dev import launcher as services
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.manifest import SampleEntry
@@ -108,7 +109,7 @@ async def _runs(
     base = f"http://{settings.ingress_host}:{settings.ingress_port}"
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        client = PlanstreamClient(base, session)
+        client = PlanstreamClient(base, session, mint(settings, "demo"))
         return list(await asyncio.gather(*(_follow(client, folder, s, deadline) for s in samples)))
 
 

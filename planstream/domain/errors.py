@@ -2,9 +2,11 @@
 
 __all__ = [
     "ConfigurationError",
+    "Conflict",
     "EventRejected",
     "PermanentError",
     "PlanstreamError",
+    "QuotaExceeded",
     "RecordMissing",
     "RetryableError",
 ]
@@ -28,6 +30,18 @@ class RecordMissing(PermanentError):
 
 class EventRejected(PermanentError):
     """An event broke the wire contract (size, shape, smuggled data) and was refused."""
+
+
+class Conflict(PermanentError):
+    """The request is well formed but the state of what it names refuses it (answered 409)."""
+
+
+class QuotaExceeded(PlanstreamError):
+    """A caller used up one of its quotas; it may try again after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ConfigurationError(PlanstreamError):

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from planstream.domain.guards import find_smuggling
 from planstream.domain.ids import ArtifactId, EventId, IdempotencyKey, JobId, RunId
+from planstream.domain.principals import SUBJECT_PATTERN
 from planstream.domain.service_names import ServiceName
 from planstream.domain.steps import LAST_STEP
 
@@ -252,7 +253,7 @@ class RunReviewed(Event):
     kind: Literal["run.reviewed"] = "run.reviewed"
     action: Literal["approve", "retry", "reject"]
     reason: SafeText
-    reviewer: Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
+    reviewer: Annotated[str, Field(pattern=SUBJECT_PATTERN)]  # the reviewer's token subject
 
 
 AnyEvent: TypeAlias = Annotated[

@@ -8,6 +8,7 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_REQUEST_BYTES",
     "find_smuggling",
+    "find_unsafe_character",
     "iter_strings",
     "smuggling_in",
 ]
@@ -28,6 +29,15 @@ _B64_RUN = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
 _B64_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]+")
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{65,}")
 _INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+# What no text field may hold (the API's and every consumed event's alike): NUL (PostgreSQL
+# refuses it in text and jsonb, which once stalled the decisions sink), the other C0 and C1
+# controls but tab, newline and carriage return, lone surrogates and Unicode non-characters.
+_NONCHARACTERS = "".join(
+    chr(plane + low) for plane in range(0, 0x110000, 0x10000) for low in (0xFFFE, 0xFFFF)
+)
+_UNSAFE_CHARACTER = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + _NONCHARACTERS + "]"
+)
 
 
 def _looks_encoded(run: str) -> bool:
@@ -40,7 +50,11 @@ def _looks_encoded(run: str) -> bool:
 
 
 def find_smuggling(value: str) -> str | None:
-    """Why ``value`` looks like smuggled data (URL, data URI, base64, hex), or None if clean."""
+    """Why ``value`` looks like smuggled data (URL, data URI, base64, hex) or holds a character
+    no text may (a control, a lone surrogate, a non-character), or None if clean."""
+    unsafe = find_unsafe_character(value)
+    if unsafe is not None:
+        return unsafe
     if _URL.search(value):
         return "holds a URL or data URI"
     if _BINARY_MAGIC.search(value):
@@ -57,6 +71,21 @@ def find_smuggling(value: str) -> str | None:
         if _HEX_RUN.search(token):
             return "holds a long hex-encoded run"
     return None
+
+
+def find_unsafe_character(value: str) -> str | None:
+    """Which character no text field may hold ``value`` holds first, named by code point."""
+    found = _UNSAFE_CHARACTER.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if 0xD800 <= code <= 0xDFFF:
+        kind = "a lone surrogate"
+    elif code <= 0x9F:
+        kind = "a control character"
+    else:
+        kind = "a non-character"
+    return f"holds {kind} (U+{code:04X})"
 
 
 def _is_chunked(tokens: list[str]) -> bool:

@@ -61,9 +61,10 @@ _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 def is_idempotency_key(value: str) -> bool:
     """Whether ``value`` has the shape of an idempotency key (smuggling is checked apart)."""
-    return _IDEMPOTENCY_KEY.match(value) is not None
+    return _IDEMPOTENCY_KEY.fullmatch(value) is not None
 
 
 def is_id(value: str) -> bool:
-    """Whether ``value`` has the shape of a planstream id of any kind."""
-    return _ANY_ID.match(value) is not None
+    """Whether ``value`` has the shape of a planstream id of any kind, matched whole (``$`` of
+    Python's ``re`` would let a trailing newline through; the models' Rust regexes do not)."""
+    return _ANY_ID.fullmatch(value) is not None

@@ -28,6 +28,7 @@ class Upload:
     storage_path: str
     content_type: str
     put_expires_at: datetime
+    owner: str | None = None  # the token subject that asked for it
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Run:
     request_text: str | None
     status: str
     current_step: int
+    owner: str | None = None  # the token subject that created it
 
 
 @dataclass(frozen=True)

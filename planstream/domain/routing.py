@@ -158,7 +158,7 @@ def parse_steps(text: str) -> tuple[int, ...]:
     """``1-6``, ``0`` or ``0,2,4-6`` as the steps it names, in order, each once."""
     steps: set[int] = set()
     for part in text.split(","):
-        match = _STEP_RANGE.match(part.strip())
+        match = _STEP_RANGE.fullmatch(part.strip())
         if match is None:
             raise FlagRefused(f"steps are N, N-M or a comma-separated list of them; got {text!r}")
         first = int(match.group(1))
@@ -176,7 +176,7 @@ def route_updates(steps: tuple[int, ...], route: str) -> dict[str, str]:
 
 def check_operator(operator: str) -> str:
     """Who changes a flag: a login name (letters, digits, ``._@-``, up to 64)."""
-    if not _OPERATOR.match(operator):
+    if not _OPERATOR.fullmatch(operator):
         raise FlagRefused(f"operator must match {_OPERATOR.pattern}")
     return operator
 

@@ -2,7 +2,8 @@
 
 ``CATALOGUE`` is docs/contracts/RULES.md's table, in its order: failures are listed, and ranked by
 ``decide``'s contract test, in that order. The rules RULES.md leaves to the pipeline (model calls,
-a lost worker, the old function on the legacy path) are ``PIPELINE_RULES``, kept apart so that
+a lost worker, the old function on the legacy path, an upload Image I/O refuses before decoding
+it) are ``PIPELINE_RULES``, kept apart so that
 ``CATALOGUE`` stays RULES.md's table; ``ALL_RULES`` is both. A block names its first critical
 rule or one of ``BLOCK_REASONS``, typed by the wire's ``OutcomeBlockReason`` (events.py), so no
 other spelling passes mypy. The checks return failures in catalogue order: upstream, document,
@@ -28,8 +29,11 @@ __all__ = [
     "CATALOGUE",
     "DUPLICATE_SPACE_IDS",
     "HABITABLE_WITHOUT_FURNISHINGS",
+    "IMAGE_ANIMATED",
     "IMAGE_DIMENSIONS_INVALID",
+    "IMAGE_FORMAT_UNSUPPORTED",
     "IMAGE_SIZE_MISMATCH",
+    "IMAGE_TOO_LARGE",
     "IMAGE_UNREADABLE",
     "LEGACY_FAILED",
     "LOW_CONFIDENCE_RATIO",
@@ -211,11 +215,31 @@ LEGACY_FAILED: Final = Rule(
     "The old run-pipeline-step failed (WORKER_LIMIT?); route the step to new, then retry.",
 )
 
+# Upstream, like IMAGE_UNREADABLE: Image I/O refuses these uploads before any pixel is decoded.
+IMAGE_TOO_LARGE: Final = Rule(
+    "IMAGE_TOO_LARGE",
+    "critical",
+    "Upload a smaller plan: export it again at the tier's size, or compress it.",
+)
+IMAGE_FORMAT_UNSUPPORTED: Final = Rule(
+    "IMAGE_FORMAT_UNSUPPORTED",
+    "critical",
+    "Upload the plan as a PNG, JPEG or WebP; other formats are refused whatever they are named.",
+)
+IMAGE_ANIMATED: Final = Rule(
+    "IMAGE_ANIMATED",
+    "critical",
+    "Upload the plan as one still image, not an animated PNG, WebP or GIF.",
+)
+
 PIPELINE_RULES: Final[tuple[Rule, ...]] = (
     MODEL_UNAVAILABLE,
     MODEL_REFUSED,
     WORKER_LOST,
     LEGACY_FAILED,
+    IMAGE_TOO_LARGE,
+    IMAGE_FORMAT_UNSUPPORTED,
+    IMAGE_ANIMATED,
 )
 """The rules the pipeline adds to RULES.md's; ``decide`` never computes them."""
 ALL_RULES: Final[tuple[Rule, ...]] = CATALOGUE + PIPELINE_RULES

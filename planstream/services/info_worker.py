@@ -18,10 +18,12 @@ from planstream.domain.events import Failure, ImageReady, InfoExtracted, InfoReq
 from planstream.domain.ids import new_id
 from planstream.domain.prompts import EXTRACTION, extraction_messages
 from planstream.domain.records import ArtifactKind
+from planstream.ports import ChatAnswer
 from planstream.services.jobs import StepWork
 from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
 from planstream.services.rate_limits import prompt_tokens
 from planstream.services.runtime import Runtime
+from planstream.services.signing import CallUrl
 from planstream.services.step_attempt import step_versions, store_by_digest
 from topics import IMAGE_READY, INFO_EXTRACTED, INFO_REQUESTED
 
@@ -74,29 +76,30 @@ class InfoWorker:
                 raise RecordMissing(
                     f"image artifact {image_id} vanished after Image I/O checked it"
                 )
-            url = await rt.signed_urls.for_artifact(image)
+            url = rt.signed_urls.for_calls(image)
             extraction = await self._extract(request, work, url)
             await self._publish(request, work, image_id, extraction)
 
     async def _extract(
-        self, request: ImageReady | InfoRequested, work: StepWork, url: str
+        self, request: ImageReady | InfoRequested, work: StepWork, url: CallUrl
     ) -> _Extraction:
         """Ask the model within the step's budget, keep its raw answer, judge and store it."""
         rt = self._rt
         model = rt.settings.model_vision
-        messages = extraction_messages(url)
+        messages = extraction_messages(await url())
         estimate = prompt_tokens(messages, self._schema, rt.settings.model_image_prompt_tokens)
         spec = CallSpec(request, work.lease.job_id, "extract", model, EXTRACTION.version, estimate)
-        answered = await self._caller.call(
-            spec,
-            lambda: rt.model.chat(
+
+        async def ask() -> ChatAnswer:
+            # The URL again before each try: a retry window can outlast the one asked first.
+            return await rt.model.chat(
                 model=model,
-                messages=messages,
+                messages=extraction_messages(await url()),
                 schema_name=EXTRACTION.schema_name,
                 schema=self._schema,
-            ),
-            chat_usage,
-        )
+            )
+
+        answered = await self._caller.call(spec, ask, chat_usage)
         crashpoint("info_worker.after_model_call")
         answer = answered.answer
         if answer is None:

@@ -16,7 +16,7 @@ from planstream.domain.ids import new_id
 from planstream.domain.policy import model_size, render_size
 from planstream.domain.rules import IMAGE_DIMENSIONS_INVALID, IMAGE_UNREADABLE
 from planstream.domain.steps import step_spec
-from planstream.ports import ImageAnswer, ImageUnreadable
+from planstream.ports import ImageAnswer, ImageLimits, ImageUnreadable
 from planstream.services.model_budget import BudgetedCaller, CallSpec, Usage
 from planstream.services.rate_limits import prompt_tokens
 from planstream.services.runtime import Runtime
@@ -95,15 +95,18 @@ class RenderWorker:
         width, height = int(metadata.get("width_px", 0)), int(metadata.get("height_px", 0))
         if width > 0 and height > 0:
             return width, height
-        rt = self._rt
-        facts = await asyncio.to_thread(rt.imaging.inspect, data, rt.settings.max_image_pixels)
+        facts = await asyncio.to_thread(self._rt.imaging.inspect, data, self._limits())
         return facts.width_px, facts.height_px
+
+    def _limits(self) -> ImageLimits:
+        s = self._rt.settings
+        return ImageLimits(s.max_image_pixels, s.max_image_side, s.max_image_aspect_ratio)
 
     async def _check(self, png: bytes, size: tuple[int, int]) -> Failure | None:
         """Whether the render decodes and has exactly the size asked for."""
         rt = self._rt
         try:
-            facts = await asyncio.to_thread(rt.imaging.inspect, png, rt.settings.max_image_pixels)
+            facts = await asyncio.to_thread(rt.imaging.inspect, png, self._limits())
         except ImageUnreadable as exc:
             return IMAGE_UNREADABLE.failure(f"the render is not an image: {exc}")
         if (facts.width_px, facts.height_px) != size:

@@ -21,7 +21,7 @@ from planstream.domain.decisions import (
     budget_window,
     decide,
 )
-from planstream.domain.errors import RecordMissing
+from planstream.domain.errors import EventRejected, RecordMissing
 from planstream.domain.events import (
     MAX_LISTED_FAILURES,
     ComparisonCompleted,
@@ -44,6 +44,7 @@ from planstream.domain.rules import (
     clean_detail,
 )
 from planstream.domain.spaces import JsonRejected, parse_json
+from planstream.ports import ChatAnswer
 from planstream.services import metrics
 from planstream.services.jobs import StepWork
 from planstream.services.model_budget import BudgetedCaller, CallSpec, chat_usage
@@ -142,6 +143,11 @@ class Supervisor:
             log.warning("review ignored: the run is not blocked", extra={"run_id": review.run_id})
             return
         step, attempt = blocked
+        if not await rt.repo.review_claimed(run.run_id, step, attempt, review.event_id):
+            raise EventRejected(
+                f"review {review.event_id} holds no claim on run {run.run_id}'s block at step"
+                f" {step} attempt {attempt}: only a review the ingress accepted is carried out"
+            )
         limit = rt.settings.max_attempts
         match review.action:
             case "approve":
@@ -245,20 +251,25 @@ class Supervisor:
         image = await rt.repo.artifact(completed.image_artifact_id)
         if image is None:
             return _Audited(None, None, "the step's image is gone: nothing to audit", "no_image")
-        url = await rt.signed_urls.for_artifact(image)
+        url = rt.signed_urls.for_calls(image)
         spaces = await self._spaces(completed)
         results = [f.model_dump(mode="json") for f in completed.failures]
         model = rt.settings.model_vision
-        messages = audit_messages(url, spaces, results, run.request_text)
+        messages = audit_messages(await url(), spaces, results, run.request_text)
         estimate = prompt_tokens(messages, AUDIT.schema, rt.settings.model_image_prompt_tokens)
-        answered = await self._caller.call(
-            CallSpec(completed, work.lease.job_id, "audit", model, AUDIT.version, estimate),
-            lambda: rt.model.chat(
+
+        async def ask() -> ChatAnswer:
+            # The URL again before each try: a retry window can outlast the one asked first.
+            return await rt.model.chat(
                 model=model,
-                messages=messages,
+                messages=audit_messages(await url(), spaces, results, run.request_text),
                 schema_name=AUDIT.schema_name,
                 schema=AUDIT.schema,
-            ),
+            )
+
+        answered = await self._caller.call(
+            CallSpec(completed, work.lease.job_id, "audit", model, AUDIT.version, estimate),
+            ask,
             chat_usage,
         )
         if answered.answer is None:

@@ -99,6 +99,9 @@ class FakeRepositoryHarness:
         self.db.clock.advance(0.001)
         self.db.record_decision(run_id, step_id, attempt)
 
+    async def claim_review(self, run_id: str, step_id: int, attempt: int, event_id: str) -> None:
+        self.db.review_claims.setdefault((run_id, step_id, attempt), event_id)
+
 
 class FakeStorageHarness:
     expected_bucket = "planstream-conformance"
@@ -173,8 +176,10 @@ class FakeImagingHarness:
     def __init__(self, kind: type[FakeImaging] = FakeImaging) -> None:
         self.imaging = kind()
 
-    def image(self, width: int, height: int, fmt: str = "PNG", orientation: int = 1) -> bytes:
-        return fake_image(width, height, fmt, orientation)
+    def image(
+        self, width: int, height: int, fmt: str = "PNG", orientation: int = 1, frames: int = 1
+    ) -> bytes:
+        return fake_image(width, height, fmt, orientation, frames)
 
 
 class FakeClockHarness:

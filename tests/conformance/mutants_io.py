@@ -3,7 +3,7 @@
 import io
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from PIL import Image
@@ -13,6 +13,7 @@ from planstream.ports import (
     ChatAnswer,
     ImageAnswer,
     ImageFacts,
+    ImageLimits,
     ImageUnreadable,
     ModelRefused,
     ModelUnavailable,
@@ -72,6 +73,12 @@ class ReadsMissingAsEmpty(FakeStorage):
 class SignsUrlsThatLeadNowhere(FakeStorage):
     async def presign_get(self, bucket: str, key: str, ttl_s: int) -> str:
         return f"http://storage.fake.invalid/{bucket}/{key}"
+
+
+@breaks(S, SH, "test_a_signed_url_says_when_it_expires_and_nothing_else_does")
+class TrustsAnySignedUrl(FakeStorage):
+    def signed_until(self, url: str, bucket: str, key: str) -> datetime | None:
+        return datetime.max.replace(tzinfo=UTC)  # a cached URL is reused whatever it is
 
 
 M, MH = ModelClientContract, FakeModelHarness
@@ -148,35 +155,67 @@ IM, IH = ImagingContract, FakeImagingHarness
 
 @breaks(IM, IH, "test_a_png_is_measured")
 class DigestsNothing(FakeImaging):
-    def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
-        return replace(super().inspect(data, max_pixels), sha256="0" * 64)
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        return replace(super().inspect(data, limits), sha256="0" * 64)
 
 
 @breaks(IM, IH, "test_a_turned_jpeg_is_measured_upright")
 class IgnoresOrientation(FakeImaging):
-    def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
-        facts = super().inspect(data, max_pixels)
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        facts = super().inspect(data, limits)
         return replace(facts, width_px=facts.stored_width_px, height_px=facts.stored_height_px)
 
 
 @breaks(IM, IH, "test_bytes_that_are_no_image_are_unreadable")
 class ReadsGarbageAsBlank(FakeImaging):
-    def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
         if not data.startswith(b"FAKEIMG1{") or not data.endswith(b"}"):
             return ImageFacts(0, 0, 0, 0, 1, "PNG", len(data), "")
-        return super().inspect(data, max_pixels)
+        return super().inspect(data, limits)
 
 
-@breaks(IM, IH, "test_a_format_not_accepted_is_unreadable")
+@breaks(IM, IH, "test_a_format_not_accepted_is_unsupported")
 class AcceptsAnyFormat(FakeImaging):
-    def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
-        return super().inspect(data.replace(b'"GIF"', b'"PNG"'), max_pixels)
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        return super().inspect(data.replace(b'"GIF"', b'"PNG"'), limits)
 
 
-@breaks(IM, IH, "test_an_image_over_the_pixel_cap_is_unreadable")
+@breaks(IM, IH, "test_a_format_not_accepted_is_unsupported")
+class CallsEveryFormatUnreadable(FakeImaging):
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        if b'"GIF"' in data:
+            raise ImageUnreadable("the bytes are not a decodable image")
+        return super().inspect(data, limits)
+
+
+@breaks(IM, IH, "test_an_animated_image_is_refused_as_animated")
+class ReadsTheFirstFrameOnly(FakeImaging):
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        return super().inspect(data.replace(b', "frames": 2', b""), limits)
+
+
+@breaks(IM, IH, "test_an_image_over_the_pixel_cap_is_refused")
 class NoPixelCap(FakeImaging):
-    def inspect(self, data: bytes, max_pixels: int) -> ImageFacts:
-        return super().inspect(data, 1 << 40)
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        return super().inspect(data, replace(limits, max_pixels=1 << 40))
+
+
+@breaks(IM, IH, "test_a_size_over_the_limits_is_refused_with_its_header_size")
+class NoSideLimit(FakeImaging):
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        return super().inspect(data, replace(limits, max_side=1 << 20))
+
+
+@breaks(IM, IH, "test_a_size_over_the_limits_is_refused_with_its_header_size")
+class NoAspectLimit(FakeImaging):
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        return super().inspect(data, replace(limits, max_aspect_ratio=1e9))
+
+
+@breaks(IM, IH, "test_a_size_over_the_limits_is_refused_with_its_header_size")
+class IgnoresTheBand(FakeImaging):
+    def inspect(self, data: bytes, limits: ImageLimits) -> ImageFacts:
+        return super().inspect(data, replace(limits, long_edge=None))
 
 
 @breaks(IM, IH, "test_as_png_keeps_a_png_and_converts_the_rest")

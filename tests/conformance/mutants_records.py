@@ -13,6 +13,7 @@ from tests.conformance.mutants import breaks
 from tests.conformance.repository import RepositoryContract
 from tests.fakes import FakeModelCallLog, FakeRepository
 from tests.fakes.database import JobRow
+from tests.fakes.repository import _job
 
 __all__: list[str] = []
 
@@ -72,6 +73,26 @@ class ForgetsSignedUrls(FakeRepository):
         return None
 
 
+@breaks(R, RH, "test_a_checked_copy_becomes_the_artifacts_object")
+class KeepsTheUploadedObject(FakeRepository):
+    async def use_checked_copy(
+        self, artifact_id: str, storage_bucket: str, storage_path: str
+    ) -> None:
+        row = self._db.artifacts.get(artifact_id)
+        if row is not None:
+            row.signed_url_cached, row.signed_url_expires_at = None, None
+
+
+@breaks(R, RH, "test_a_checked_copy_becomes_the_artifacts_object")
+class KeepsTheUploadsSignedUrl(FakeRepository):
+    async def use_checked_copy(
+        self, artifact_id: str, storage_bucket: str, storage_path: str
+    ) -> None:
+        row = self._db.artifacts.get(artifact_id)
+        if row is not None:
+            row.storage_bucket, row.storage_path = storage_bucket, storage_path
+
+
 @breaks(R, RH, "test_a_steps_image_is_its_newest_render")
 class OldestStepImage(FakeRepository):
     async def step_image(self, run_id: str, step_id: int) -> str | None:
@@ -119,8 +140,8 @@ class PublishesEveryRequest(FakeRepository):
         return made, created
 
 
-@breaks(R, RH, "test_a_request_whose_publish_fails_leaves_no_job")
-class KeepsTheJobOfAFailedPublish(FakeRepository):
+@breaks(R, RH, "test_a_request_whose_publish_fails_is_published_by_its_retry")
+class KeepsTheClaimOfAFailedPublish(FakeRepository):
     async def request_step(
         self,
         job: Job,
@@ -130,22 +151,46 @@ class KeepsTheJobOfAFailedPublish(FakeRepository):
         max_attempts: int,
         publish: Callable[[], Awaitable[None]],
     ) -> tuple[Job, bool]:
-        now = self._db.now()
-        if self._db.job_by_key(job.idempotency_key) is None:
+        try:
+            return await super().request_step(
+                job,
+                request_key=request_key,
+                payload_ref=payload_ref,
+                max_attempts=max_attempts,
+                publish=publish,
+            )
+        except Exception:
+            stored = self._db.job_by_key(job.idempotency_key)
+            if stored is not None:
+                stored.published_at = self._db.now()  # the claim is never given back
+            raise
+
+
+@breaks(R, RH, "test_concurrent_requests_publish_once")
+class ClaimsOnlyOncePublished(FakeRepository):
+    async def request_step(
+        self,
+        job: Job,
+        *,
+        request_key: str,
+        payload_ref: dict[str, Any],
+        max_attempts: int,
+        publish: Callable[[], Awaitable[None]],
+    ) -> tuple[Job, bool]:
+        created = self._db.job_by_key(job.idempotency_key) is None
+        if created:
+            now = self._db.now()
             self._db.jobs[job.job_id] = JobRow(
                 job.job_id, job.run_id, job.step_id, job.attempt, job.service,
                 job.idempotency_key, dict(payload_ref), max_attempts, now, now,
                 request_key=request_key,
             )  # fmt: skip
-            await publish()
-            return job, True
-        return await super().request_step(
-            job,
-            request_key=request_key,
-            payload_ref=payload_ref,
-            max_attempts=max_attempts,
-            publish=publish,
-        )
+        stored = self._db.job_by_key(job.idempotency_key)
+        assert stored is not None
+        if stored.published_at is None:
+            await publish()  # checked, published, and only then marked: two can publish
+            stored.published_at = self._db.now()
+        return _job(stored), created
 
 
 @breaks(R, RH, "test_a_job_without_its_event_has_none")
@@ -185,3 +230,9 @@ class LastWriteWins(FakeModelCallLog):
 class CountsEveryTransportTry(FakeModelCallLog):
     async def record(self, call: ModelCall) -> None:
         await super().record(replace(call, transport_attempt=1))
+
+
+@breaks(R, RH, "test_only_the_claiming_review_holds_a_block")
+class AnyReviewOfABlock(FakeRepository):
+    async def review_claimed(self, run_id: str, step_id: int, attempt: int, event_id: str) -> bool:
+        return (run_id, step_id, attempt) in self._db.review_claims

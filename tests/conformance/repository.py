@@ -1,6 +1,7 @@
 """What the services and the ingress rely on from the records: runs and their source image,
 artifacts keyed by their stored object, metadata merged, jobs requested exactly once."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -48,6 +49,9 @@ class RepositoryHarness(Protocol):
 
     async def record_decision(self, run_id: str, step_id: int, attempt: int) -> None:
         """A decision row, as the decisions sink writes it (no port writes decisions)."""
+
+    async def claim_review(self, run_id: str, step_id: int, attempt: int, event_id: str) -> None:
+        """A review's claim on a block, as the ingress takes it (no port takes claims)."""
 
 
 async def make_run(
@@ -162,6 +166,24 @@ class RepositoryContract:
             expires,
         )
 
+    async def test_a_checked_copy_becomes_the_artifacts_object(
+        self, harness: RepositoryHarness
+    ) -> None:
+        run, source_id = await make_run(harness.repo, harness.bucket)
+        expires = datetime(2030, 1, 1, tzinfo=UTC)
+        await harness.repo.cache_signed_url(source_id, "http://s3/upload?sig=1", expires)
+        copy = f"runs/{run.run_id}/source-{'ab' * 32}.png"
+        await harness.repo.use_checked_copy(source_id, harness.bucket, copy)
+        found = await harness.repo.artifact(source_id)
+        assert found is not None
+        assert (found.storage_bucket, found.storage_path, found.kind) == (
+            harness.bucket,
+            copy,
+            "source_image",
+        )
+        assert (found.signed_url_cached, found.signed_url_expires_at) == (None, None)
+        assert await harness.repo.source_artifact_id(run.run_id) == source_id
+
     async def test_a_steps_image_is_its_newest_render(self, harness: RepositoryHarness) -> None:
         run, _ = await make_run(harness.repo, harness.bucket)
         assert await harness.repo.step_image(run.run_id, 1) is None
@@ -185,6 +207,15 @@ class RepositoryContract:
             await harness.record_decision(run.run_id, step, attempt)
         assert await harness.repo.blocked_step(run.run_id) == (1, 1)
 
+    async def test_only_the_claiming_review_holds_a_block(self, harness: RepositoryHarness) -> None:
+        run, _ = await make_run(harness.repo, harness.bucket)
+        claimant, other = new_id("evt"), new_id("evt")
+        assert not await harness.repo.review_claimed(run.run_id, 0, 3, claimant)
+        await harness.claim_review(run.run_id, 0, 3, claimant)
+        assert await harness.repo.review_claimed(run.run_id, 0, 3, claimant)
+        assert not await harness.repo.review_claimed(run.run_id, 0, 3, other)
+        assert not await harness.repo.review_claimed(run.run_id, 0, 6, claimant)  # another block
+
     async def test_a_step_is_requested_and_published_once(self, harness: RepositoryHarness) -> None:
         run, _ = await make_run(harness.repo, harness.bucket)
         publish = _Publishes()
@@ -207,22 +238,51 @@ class RepositoryContract:
         )
         assert (found.job_id, created, publish.calls) == (job.job_id, False, 1)
 
-    async def test_a_request_whose_publish_fails_leaves_no_job(
+    async def test_a_request_whose_publish_fails_is_published_by_its_retry(
         self, harness: RepositoryHarness
     ) -> None:
         run, _ = await make_run(harness.repo, harness.bucket)
         failing, working = _Publishes(failing=True), _Publishes()
+        ref = {"topic": "planstream.step.requested.v1", "event": {"run_id": run.run_id}}
         job = _job(run.run_id)
         with pytest.raises(RetryableError):
             await harness.repo.request_step(
-                job, request_key="k-1", payload_ref={}, max_attempts=3, publish=failing
+                job, request_key="k-1", payload_ref=ref, max_attempts=3, publish=failing
             )
-        assert await harness.repo.job_event(job.job_id) is None
-        retried = _job(run.run_id)
-        made, created = await harness.repo.request_step(
-            retried, request_key="k-1", payload_ref={}, max_attempts=3, publish=working
-        )
-        assert (made.job_id, created, working.calls) == (retried.job_id, True, 1)
+        assert await harness.repo.job_event(job.job_id) == (ref["topic"], ref["event"])
+        for _ in range(2):  # the retry publishes; the one after it finds it published
+            made, created = await harness.repo.request_step(
+                _job(run.run_id), request_key="k-1", payload_ref=ref, max_attempts=3,
+                publish=working,
+            )  # fmt: skip
+            assert (made.job_id, created, working.calls) == (job.job_id, False, 1)
+
+    async def test_concurrent_requests_publish_once(self, harness: RepositoryHarness) -> None:
+        """Twenty callers at once with one key: one job, one publish, and nobody waits on it."""
+        run, _ = await make_run(harness.repo, harness.bucket)
+        ref = {"topic": "planstream.step.requested.v1", "event": {"run_id": run.run_id}}
+        release = asyncio.Event()
+        calls = 0
+
+        async def slow_publish() -> None:
+            nonlocal calls
+            calls += 1
+            await release.wait()
+
+        async def request() -> tuple[Job, bool]:
+            return await harness.repo.request_step(
+                _job(run.run_id), request_key="k-9", payload_ref=ref, max_attempts=3,
+                publish=slow_publish,
+            )  # fmt: skip
+
+        pending = [asyncio.ensure_future(request()) for _ in range(20)]
+        done, _ = await asyncio.wait(pending, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert done, "a duplicate waited for the first caller's publish"
+        release.set()
+        answers = await asyncio.gather(*pending)
+        assert calls == 1
+        assert len({job.job_id for job, _ in answers}) == 1
+        assert sum(created for _, created in answers) == 1
 
     async def test_a_job_without_its_event_has_none(self, harness: RepositoryHarness) -> None:
         run, _ = await make_run(harness.repo, harness.bucket)

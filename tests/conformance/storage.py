@@ -1,6 +1,8 @@
 """What the services rely on from the artifact store: bytes back as written, a read bounded
-before it downloads, a missing object named as such, and signed URLs that reach the object."""
+before it downloads, a missing object named as such, and signed URLs that reach the object and
+whose expiry the store can tell (only for a URL it signed, unaltered, for that object)."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pytest
@@ -66,3 +68,17 @@ class ArtifactStoreContract:
         nothing = await store.presign_get(store.bucket, _key(), 60)
         with pytest.raises(ObjectMissing):
             await harness.download(nothing)
+
+    async def test_a_signed_url_says_when_it_expires_and_nothing_else_does(
+        self, harness: StorageHarness
+    ) -> None:
+        store, key = harness.storage, _key()
+        before = datetime.now(UTC)
+        url = await store.presign_get(store.bucket, key, 60)
+        until = store.signed_until(url, store.bucket, key)
+        assert until is not None
+        assert before + timedelta(seconds=55) <= until <= datetime.now(UTC) + timedelta(seconds=65)
+        altered = url[:-1] + ("0" if url[-1] != "0" else "1")  # one byte of the signature
+        assert store.signed_until(altered, store.bucket, key) is None
+        assert store.signed_until(url, store.bucket, _key()) is None  # another object
+        assert store.signed_until("http://example.invalid/x", store.bucket, key) is None

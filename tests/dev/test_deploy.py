@@ -103,6 +103,17 @@ def test_the_rendered_settings_parse(helm_binary: Path, values: Path) -> None:
     assert (settings.ingress_host, settings.ingress_port) == ("0.0.0.0", 18000)
 
 
+def test_the_ingress_answers_its_service_names_and_the_public_hosts(all_on: Docs) -> None:
+    """Requests through the Service or the public Ingress are not refused with 421."""
+    env = of_kind(all_on, "ConfigMap")["planstream"]["data"]
+    services = of_kind(all_on, "Service")
+    [ingress] = [name for name in services if name.endswith("ingress")]
+    hosts = json.loads(env["PLANSTREAM_INGRESS_ALLOWED_HOSTS"])
+    assert {ingress, f"{ingress}.planstream.svc.cluster.local", "planstream.example.com"} <= set(
+        hosts
+    )  # the release namespace of the rendering: planstream
+
+
 def test_the_grace_period_exceeds_the_drain(helm_binary: Path, defaults: Docs) -> None:
     drain = Settings.model_fields["model_timeout_s"].default
     for deployment in workers(defaults).values():
@@ -205,3 +216,88 @@ def test_the_compose_file_runs_the_pipeline_and_publishes_only_ingress_and_grafa
     published = {name: service["ports"] for name, service in services.items() if "ports" in service}
     assert published == {"ingress": ["127.0.0.1:18000:18000"], "grafana": ["127.0.0.1:3000:3000"]}
     assert services["model"]["environment"]["PLANSTREAM_MODEL_SERVER_HOST"] == "0.0.0.0"
+
+
+def secret_keys(doc: dict[str, Any]) -> set[str]:
+    """The Secret keys a Deployment's or Job's container gets."""
+    env = doc["spec"]["template"]["spec"]["containers"][0].get("env", [])
+    return {e["valueFrom"]["secretKeyRef"]["key"] for e in env if "secretKeyRef" in e["valueFrom"]}
+
+
+def test_each_pod_gets_only_the_secrets_its_process_needs(defaults: Docs) -> None:
+    pods = {**of_kind(defaults, "Deployment"), **of_kind(defaults, "Job")}
+    holders = {
+        variable: sorted(name for name, doc in pods.items() if variable in secret_keys(doc))
+        for variable in ("PLANSTREAM_MODEL_API_KEY", "PLANSTREAM_LEGACY_AUTH_TOKEN")
+    }
+    assert holders == {
+        "PLANSTREAM_MODEL_API_KEY": [
+            "planstream-comparison-worker",
+            "planstream-info-worker",
+            "planstream-render-worker",
+            "planstream-supervisor",
+        ],
+        "PLANSTREAM_LEGACY_AUTH_TOKEN": ["planstream-legacy-bridge"],
+    }
+    assert secret_keys(pods["planstream-ingress"]) >= {"PLANSTREAM_AUTH_HS256_SECRET"}
+    assert secret_keys(pods["planstream-topics"]) == {"PLANSTREAM_KAFKA_SASL_PASSWORD"}
+    for doc in pods.values():
+        sources = doc["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert [source for source in sources if "secretRef" in source] == []
+
+
+def test_production_by_default_with_s3_keys_left_to_workload_identity(defaults: Docs) -> None:
+    config = of_kind(defaults, "ConfigMap")["planstream"]["data"]
+    settings = Settings.from_env(config)
+    assert settings.deployment == "production"
+    assert (settings.s3_access_key_id, settings.s3_secret_access_key) == (None, None)
+
+
+def test_no_pod_mounts_a_service_account_token(defaults: Docs, all_on: Docs) -> None:
+    accounts = of_kind(defaults, "ServiceAccount")
+    assert sorted(accounts) == ["planstream", "planstream-hook"]
+    assert all(account["automountServiceAccountToken"] is False for account in accounts.values())
+    assert "helm.sh/hook" in accounts["planstream-hook"]["metadata"]["annotations"]
+    for name, doc in {**of_kind(defaults, "Deployment"), **of_kind(defaults, "Job")}.items():
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False, name
+        hook = doc["kind"] == "Job"
+        assert pod["serviceAccountName"] == ("planstream-hook" if hook else "planstream"), name
+    role = of_kind(all_on, "ServiceAccount")["planstream"]["metadata"]["annotations"]
+    assert role == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/planstream"}
+
+
+def test_only_the_ingress_port_is_open_to_all_and_metrics_to_prometheus(
+    defaults: Docs, all_on: Docs
+) -> None:
+    policies = of_kind(defaults, "NetworkPolicy")
+    ingress = policies["planstream-ingress"]["spec"]
+    assert ingress["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ingress"
+    assert ingress["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    metrics = policies["planstream-metrics"]["spec"]
+    assert "app.kubernetes.io/component" not in metrics["podSelector"]["matchLabels"]
+    assert metrics["policyTypes"] == ["Ingress"]  # egress is not restricted
+    (rule,) = metrics["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    (rule,) = of_kind(all_on, "NetworkPolicy")["planstream-metrics"]["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+
+
+def test_the_kafka_tls_files_are_mounted_read_only_in_every_pod(all_on: Docs) -> None:
+    for name, doc in {**of_kind(all_on, "Deployment"), **of_kind(all_on, "Job")}.items():
+        pod = doc["spec"]["template"]["spec"]
+        volume = {
+            "name": "kafka-tls",
+            "secret": {"secretName": "planstream-kafka-tls", "defaultMode": 0o444},
+        }
+        assert volume in pod["volumes"], name
+        mount = {"name": "kafka-tls", "mountPath": "/etc/planstream/kafka-tls", "readOnly": True}
+        assert mount in pod["containers"][0]["volumeMounts"], name

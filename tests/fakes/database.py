@@ -129,6 +129,8 @@ class FakeDatabase:
         self.stale_writes: list[StaleWrite] = []
         self.model_calls: dict[str, ModelCall] = {}
         self.decisions: list[DecisionRow] = []
+        # run_reviews: (run_id, step_id, attempt) -> the event id of the review that claimed it
+        self.review_claims: dict[tuple[str, int, int], str] = {}
         self._sequence = count()
 
     def now(self) -> datetime:

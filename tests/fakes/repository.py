@@ -51,7 +51,7 @@ class FakeRepository:
         self._db = db
 
     async def create_upload(self, upload: Upload) -> None:
-        """Record an upload slot whose presigned PUT URL was handed to a client."""
+        """Record an upload slot whose presigned POST form was handed to a client."""
         if upload.upload_id in self._db.uploads:
             raise FakeIntegrityError(f"upload {upload.upload_id} exists (primary key)")
         self._db.uploads[upload.upload_id] = upload
@@ -67,6 +67,8 @@ class FakeRepository:
             raise FakeIntegrityError(f"run {run.run_id} exists (primary key)")
         if run.upload_id not in self._db.uploads or upload.upload_id not in self._db.uploads:
             raise FakeIntegrityError(f"upload {run.upload_id} does not exist (foreign key)")
+        if any(row.upload_id == run.upload_id for row in self._db.runs.values()):
+            raise FakeIntegrityError(f"upload {run.upload_id} already has a run (unique key)")
         self._check_artifact_keys(source_artifact_id, upload.storage_bucket, upload.storage_path)
         self._db.runs[run.run_id] = RunRow(
             run_id=run.run_id,
@@ -119,6 +121,9 @@ class FakeRepository:
         newest = max(rows, key=lambda d: (d.step_id, d.attempt, d.created))
         return newest.step_id, newest.attempt
 
+    async def review_claimed(self, run_id: str, step_id: int, attempt: int, event_id: str) -> bool:
+        return self._db.review_claims.get((run_id, step_id, attempt)) == event_id
+
     async def step_image(self, run_id: str, step_id: int) -> str | None:
         """The image a step analysed: the upload for step 0, the step's render after."""
         rows = [
@@ -153,10 +158,10 @@ class FakeRepository:
         max_attempts: int,
         publish: Callable[[], Awaitable[None]],
     ) -> tuple[Job, bool]:
-        """Create a step's pending job and publish its request exactly once; (job, created).
+        """Create a step's pending job and publish its request once; (job, created).
 
-        As in the real transaction, the job exists only once ``publish`` returned: a publish
-        that raises leaves no job behind, so the caller's retry publishes again.
+        As in PostgreSQL: the job is stored first, whoever claims its ``published_at`` publishes,
+        and a publish that raises gives the claim back, so the caller's retry publishes.
         """
         db = self._db
         taken = (
@@ -179,14 +184,18 @@ class FakeRepository:
                 created_at=now,
                 updated_at=now,
                 request_key=request_key,
-                published_at=now,
             )
-            await publish()
             db.jobs[row.job_id] = row
-            return _job(row), True
-        existing = self._requested(job.run_id, request_key) or db.job_by_key(job.idempotency_key)
-        assert existing is not None, "a conflicting job vanished"
-        return _job(existing), False
+        stored = self._requested(job.run_id, request_key) or db.job_by_key(job.idempotency_key)
+        assert stored is not None, "a conflicting job vanished"
+        if stored.published_at is None and stored.status == "pending":
+            stored.published_at = db.now()
+            try:
+                await publish()
+            except BaseException:
+                stored.published_at = None
+                raise
+        return _job(stored), not taken
 
     async def artifacts(self, artifact_ids: list[str]) -> dict[str, Artifact]:
         rows = self._db.artifacts
@@ -230,6 +239,22 @@ class FakeRepository:
         row = self._db.artifacts.get(artifact_id)
         if row is not None:
             row.signed_url_cached, row.signed_url_expires_at = url, expires_at
+
+    async def use_checked_copy(
+        self, artifact_id: str, storage_bucket: str, storage_path: str
+    ) -> None:
+        """Point the artifact at Image I/O's immutable copy; the old object's URL is dropped."""
+        row = self._db.artifacts.get(artifact_id)
+        if row is None:
+            return
+        if any(
+            (a.storage_bucket, a.storage_path) == (storage_bucket, storage_path)
+            for a in self._db.artifacts.values()
+            if a.artifact_id != artifact_id
+        ):
+            raise FakeIntegrityError(f"an artifact of {storage_bucket}/{storage_path} exists")
+        row.storage_bucket, row.storage_path = storage_bucket, storage_path
+        row.signed_url_cached, row.signed_url_expires_at = None, None
 
     def _requested(self, run_id: str, request_key: str) -> JobRow | None:
         return next(

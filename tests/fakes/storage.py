@@ -3,8 +3,10 @@
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
+from planstream.adapters.storage import UploadForm
 from planstream.domain.errors import PlanstreamError
 from planstream.ports import ObjectMissing, ObjectTooLarge
 
@@ -22,10 +24,14 @@ class StoredObject:
 class FakeStorage:
     """``Storage`` with buckets in a dict; its own bucket exists from the start."""
 
-    def __init__(self, bucket: str = "planstream") -> None:
+    def __init__(
+        self, bucket: str = "planstream", clock: Callable[[], datetime] | None = None
+    ) -> None:
         self._bucket = bucket
+        self._clock = clock or (lambda: datetime.now(UTC))
         self.buckets: dict[str, dict[str, StoredObject]] = {bucket: {}}
         self._signed: dict[str, tuple[str, str]] = {}
+        self._expiry: dict[str, datetime] = {}
         self._before_read: list[Callable[[str, str], Awaitable[None]]] = []
         self._failures: list[PlanstreamError] = []
 
@@ -42,13 +48,22 @@ class FakeStorage:
     async def ensure_bucket(self) -> None:
         self.buckets.setdefault(self._bucket, {})
 
-    async def presign_put(self, key: str, content_type: str, ttl_s: int) -> str:
-        """A URL a client may PUT one object to (``put`` stands in for the client's upload)."""
-        return self._sign("PUT", self._bucket, key, ttl_s)
+    async def presign_post(
+        self, key: str, content_type: str, max_bytes: int, ttl_s: int
+    ) -> UploadForm:
+        """A form a client may POST one object with (``put`` stands in for the upload)."""
+        url = self._sign("POST", self._bucket, key, ttl_s)
+        return UploadForm(url, {"key": key, "Content-Type": content_type})
 
     async def presign_get(self, bucket: str, key: str, ttl_s: int) -> str:
         """A URL that reads one object while it exists (``download`` follows it)."""
         return self._sign("GET", bucket, key, ttl_s)
+
+    def signed_until(self, url: str, bucket: str, key: str) -> datetime | None:
+        """When a GET URL this store signed for ``bucket``/``key`` expires; None for any other."""
+        if self._signed.get(url) != (bucket, key) or "X-Amz-Method=GET" not in url:
+            return None
+        return self._expiry[url]
 
     async def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
         """The object's bytes, refusing one larger than ``max_bytes`` before reading it."""
@@ -74,7 +89,7 @@ class FakeStorage:
         objects[key] = StoredObject(bytes(data), content_type)
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "image/png") -> None:
-        """Place an object directly, as a client's upload through a presigned PUT would."""
+        """Place an object directly, as a client's upload through a presigned POST would."""
         self.buckets.setdefault(bucket, {})[key] = StoredObject(bytes(data), content_type)
 
     def delete(self, bucket: str, key: str) -> None:
@@ -104,4 +119,5 @@ class FakeStorage:
             f"?X-Amz-Method={method}&X-Amz-Expires={ttl_s}&X-Amz-Signature={token}"
         )
         self._signed[url] = (bucket, key)
+        self._expiry[url] = self._clock() + timedelta(seconds=ttl_s)
         return url

@@ -132,7 +132,7 @@ def make_world(**settings: Any) -> FakeWorld:
         db=db,
         leases=FakeJobLeases(db),
         repo=FakeRepository(db),
-        storage=FakeStorage(configured.s3_bucket),
+        storage=FakeStorage(configured.s3_bucket, clock),
         model=FakeModelClient(),
         model_calls=FakeModelCallLog(db),
         publisher=FakePublisher(configured.max_event_bytes),

@@ -69,6 +69,16 @@ class _Records:
         key = step_key(run_id, step_id, attempt)
         await self._pool.execute(_DECISION, new_id("dec"), run_id, step_id, attempt, key)
 
+    async def claim_review(self, run_id: str, step_id: int, attempt: int, event_id: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO run_reviews (run_id, step_id, attempt, event_id, action, reviewer,"
+            " reason) VALUES ($1, $2, $3, $4, 'approve', 'conformance', 'a claim')",
+            run_id,
+            step_id,
+            attempt,
+            event_id,
+        )
+
     async def outcome(self, call_id: str) -> str | None:
         found = await self._pool.fetchval(
             "SELECT outcome FROM pipeline_model_calls WHERE call_id = $1", call_id

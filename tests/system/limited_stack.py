@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from planstream.adapters.http.client import PlanstreamClient
+from planstream.adapters.http.tokens import mint
 from planstream.dev.isolation import create_database, database_name, drop_database, free_port
 from planstream.dev.launcher import Service, everything, prepare, running
 from planstream.dev.samples.manifest import SampleEntry
@@ -68,7 +69,7 @@ async def follow_all(
     began = time.monotonic()
     deadline = began + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        client = PlanstreamClient(base, session)
+        client = PlanstreamClient(base, session, mint(settings, "limited-stack"))
 
         async def follow(sample: SampleEntry) -> Finished:
             started = time.monotonic()

@@ -16,7 +16,7 @@ from planstream.domain.records import Run, Upload
 from planstream.domain.wire import encode_event
 from planstream.settings import Settings
 from tests.factories import make_step_requested
-from tests.images import floor_plan_jpeg, floor_plan_png
+from tests.images import animated_png, floor_plan_jpeg, floor_plan_png, gif_plan, png_bomb
 from tests.stackkit import read_topic, wait_for
 from topics import DEAD_LETTER, IMAGE_READY, STEP_FAILED, STEP_REQUESTED
 
@@ -92,13 +92,18 @@ async def test_a_2k_image_is_measured_signed_and_handed_on(
     assert job["status"] == "completed"
     assert job["processing_time_ms"] >= 0
     artifact = await pool.fetchrow(
-        "SELECT metadata_json, signed_url_cached, signed_url_expires_at FROM pipeline_artifacts"
-        " WHERE artifact_id = $1",
+        "SELECT metadata_json, signed_url_cached, signed_url_expires_at, storage_path"
+        " FROM pipeline_artifacts WHERE artifact_id = $1",
         artifact_id,
     )
     meta = artifact["metadata_json"]
     assert (meta["width_px"], meta["height_px"]) == size
     assert meta["byte_size"] == len(image) and len(meta["sha256"]) == 64
+    # The checked bytes, copied under their digest: what the model and the renders read.
+    suffix = {"PNG": ".png", "JPEG": ".jpg"}[meta["format"]]
+    assert artifact["storage_path"] == f"runs/{run_id}/source-{meta['sha256']}{suffix}"
+    copy = await s3.get_object(Bucket=settings.s3_bucket, Key=artifact["storage_path"])
+    assert await copy["Body"].read() == image
     assert meta["quality"] == "2K" and meta["within_band"] is True
     assert artifact["signed_url_cached"] and artifact["signed_url_expires_at"] > datetime.now(UTC)
     ready = await wait_for(lambda: _events_for(settings, IMAGE_READY, ImageReady, run_id))
@@ -112,8 +117,19 @@ async def test_a_2k_image_is_measured_signed_and_handed_on(
         (None, "ARTIFACT_MISSING"),
         (floor_plan_png()[:5000], "IMAGE_UNREADABLE"),
         (b"this is not an image at all", "IMAGE_UNREADABLE"),
+        (png_bomb(20_000, 20_000), "IMAGE_DIMENSIONS_INVALID"),
+        (animated_png(), "IMAGE_ANIMATED"),
+        (gif_plan(), "IMAGE_FORMAT_UNSUPPORTED"),
     ],
-    ids=["4k-on-step-0", "missing-object", "truncated-png", "text-file"],
+    ids=[
+        "4k-on-step-0",
+        "missing-object",
+        "truncated-png",
+        "text-file",
+        "20000x20000-png",
+        "animated-png",
+        "gif-named-png",
+    ],
 )
 async def test_bad_input_becomes_an_upstream_failure(
     repo, pool, s3, settings: Settings, image: bytes | None, rule: str

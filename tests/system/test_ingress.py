@@ -6,6 +6,7 @@ import json
 import aiohttp
 import pytest
 
+from planstream.adapters.http.client import post_upload
 from planstream.settings import Settings
 from tests.images import floor_plan_png
 from tests.stackkit import read_topic
@@ -13,8 +14,11 @@ from topics import STEP_REQUESTED
 
 
 @pytest.fixture
-async def http() -> aiohttp.ClientSession:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+async def http(user_token: str) -> aiohttp.ClientSession:
+    """A session that calls the API as a user (the presigned POST goes through another)."""
+    auth = {"Authorization": f"Bearer {user_token}"}
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout, headers=auth) as session:
         yield session
 
 
@@ -28,8 +32,8 @@ async def _new_run(http: aiohttp.ClientSession, ingress_url: str, **run: object)
         http, f"{ingress_url}/v1/uploads", json={"content_type": "image/png"}
     )
     assert status == 201, slot
-    async with http.put(slot["upload_url"], data=floor_plan_png(), headers=slot["headers"]) as r:
-        assert r.status == 200
+    async with aiohttp.ClientSession() as storage:  # no Authorization header for S3
+        assert await post_upload(storage, slot, floor_plan_png(), "image/png") == 204
     status, created = await _post(
         http, f"{ingress_url}/v1/runs", json={"upload_id": slot["upload_id"], **run}
     )
@@ -81,7 +85,6 @@ async def test_bad_upload_bodies_are_refused_naming_the_field(
             "request_text",
             "base64",
         ),
-        ({"upload_id": "upl_" + "0" * 32}, "upload_id", "does not exist"),
     ],
 )
 async def test_bad_run_bodies_are_refused_naming_the_field(
@@ -142,6 +145,22 @@ async def test_twenty_identical_requests_make_one_job_and_one_event(
     assert jobs[0]["payload_ref"]["event"]["run_id"] == run_id
     published = [m for m in await read_topic(settings, STEP_REQUESTED) if m.key == run_id.encode()]
     assert len(published) == 1
+
+
+async def test_an_unknown_upload_is_404_naming_the_field(http, ingress_url: str) -> None:
+    body = {"upload_id": "upl_" + "0" * 32}
+    status, answer = await _post(http, f"{ingress_url}/v1/runs", json=body)
+    assert (status, answer["field"]) == (404, "upload_id"), answer
+    assert "does not exist" in answer["error"]
+
+
+async def test_a_second_run_on_one_upload_is_409(http, ingress_url: str) -> None:
+    run_id = await _new_run(http, ingress_url)
+    async with http.get(f"{ingress_url}/v1/runs/{run_id}") as response:
+        upload_id = (await response.json())["upload_id"]
+    status, answer = await _post(http, f"{ingress_url}/v1/runs", json={"upload_id": upload_id})
+    assert status == 409, answer
+    assert f"upload {upload_id} already has a run" in answer["error"]
 
 
 async def test_an_unknown_run_is_404(http, ingress_url: str) -> None:

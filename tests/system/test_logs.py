@@ -25,7 +25,7 @@ HANDLERS = ("image_io", "info_worker", "comparison_worker", "supervisor", "rende
 
 
 @pytest.fixture(scope="module")
-async def views(ingress_url: str, settings: Settings) -> list[dict[str, Any]]:
+async def views(ingress_url: str, settings: Settings, user_token: str) -> list[dict[str, Any]]:
     """Each scenario's run, through the real processes, followed to its end."""
     seed = random.randrange(1, 2**31)
     folder = settings.model_samples_dir / f"test-{seed}"
@@ -33,7 +33,7 @@ async def views(ingress_url: str, settings: Settings) -> list[dict[str, Any]]:
         folder, seed=seed, scenarios=SCENARIOS, count=len(SCENARIOS), max_attempts=3
     )
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        client = PlanstreamClient(ingress_url, session)
+        client = PlanstreamClient(ingress_url, session, user_token)
         run_ids = []
         for sample in manifest.samples:
             upload = await client.upload((folder / sample.file).read_bytes(), "image/png")

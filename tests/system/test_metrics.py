@@ -63,12 +63,12 @@ async def baseline(ingress_url: str, settings: Settings, pool: asyncpg.Pool) -> 
 
 @pytest.fixture(scope="module")
 async def finished(
-    ingress_url: str, samples: tuple[Path, Manifest], baseline: dict[str, float]
+    ingress_url: str, samples: tuple[Path, Manifest], baseline: dict[str, float], user_token: str
 ) -> dict[str, dict[str, Any]]:
     """Each scenario's run view once it completed or blocked."""
     folder, manifest = samples
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        client = PlanstreamClient(ingress_url, session)
+        client = PlanstreamClient(ingress_url, session, user_token)
 
         async def follow(sample: SampleEntry) -> tuple[str, dict[str, Any]]:
             upload = await client.upload((folder / sample.file).read_bytes(), "image/png")

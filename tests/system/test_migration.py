@@ -119,9 +119,11 @@ class Runs:
 
 
 @pytest.fixture
-async def runs(ingress_url: str, samples: tuple[Path, Manifest]) -> AsyncIterator[Runs]:
+async def runs(
+    ingress_url: str, samples: tuple[Path, Manifest], user_token: str
+) -> AsyncIterator[Runs]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield Runs(PlanstreamClient(ingress_url, session), samples)
+        yield Runs(PlanstreamClient(ingress_url, session, user_token), samples)
 
 
 async def _executions(settings: Settings) -> list[dict[str, Any]]:

@@ -33,11 +33,13 @@ def samples(settings: Settings) -> tuple[Path, Manifest]:
 
 
 @pytest.fixture(scope="module")
-async def finished_runs(ingress_url: str, samples) -> dict[str, tuple[SampleEntry, dict]]:
+async def finished_runs(
+    ingress_url: str, samples, user_token: str
+) -> dict[str, tuple[SampleEntry, dict]]:
     """Every sample's run, followed until it completes or blocks (3 minutes at most)."""
     folder, manifest = samples
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        client = PlanstreamClient(ingress_url, session)
+        client = PlanstreamClient(ingress_url, session, user_token)
 
         async def follow(sample: SampleEntry) -> tuple[str, tuple[SampleEntry, dict]]:
             upload = await client.upload((folder / sample.file).read_bytes(), "image/png")

@@ -54,16 +54,21 @@ def sample(settings: Settings) -> tuple[Path, SampleEntry]:
 
 
 @pytest.fixture(scope="module")
-async def finished(ingress_url: str, sample: tuple[Path, SampleEntry]) -> dict[str, Any]:
+async def finished(
+    ingress_url: str, sample: tuple[Path, SampleEntry], user_token: str
+) -> dict[str, Any]:
     """A run created by a caller that sent its own traceparent, followed to its end."""
     folder, entry = sample
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        client = PlanstreamClient(ingress_url, session)
+        client = PlanstreamClient(ingress_url, session, user_token)
         upload = await client.upload((folder / entry.file).read_bytes(), "image/png")
         body = {"upload_id": upload, "ratio": "4:3", "quality_post_step4": "2K"}
         if entry.request_text is not None:
             body["request_text"] = entry.request_text
-        caller = {TRACEPARENT: f"00-{CALLER_TRACE}-{secrets.token_hex(8)}-01"}
+        caller = {
+            TRACEPARENT: f"00-{CALLER_TRACE}-{secrets.token_hex(8)}-01",
+            "Authorization": f"Bearer {user_token}",
+        }
         async with session.post(f"{ingress_url}/v1/runs", json=body, headers=caller) as answer:
             assert answer.status == 201, await answer.text()
             run_id = (await answer.json())["run_id"]

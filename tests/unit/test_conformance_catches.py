@@ -67,6 +67,8 @@ async def _run(mutant: Mutant, test: str) -> None:
 async def test_a_broken_fake_fails_the_suite(mutant: Mutant, test: str) -> None:
     try:
         await _run(mutant, test)
+    except (NameError, AttributeError, TypeError, ImportError):
+        raise  # a mistake in the broken fake itself, not the fault it was made to show
     except (Exception, pytest.fail.Exception):  # any failure: the suite caught the fault
         return
     pytest.fail(f"{mutant.suite.__name__}.{test} passed {mutant.name}, a broken fake")

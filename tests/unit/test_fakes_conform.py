@@ -106,10 +106,15 @@ class TestFakeClock(ClockContract):
 class _PillowHarness:
     imaging = PillowImaging()
 
-    def image(self, width: int, height: int, fmt: str = "PNG", orientation: int = 1) -> bytes:
+    def image(
+        self, width: int, height: int, fmt: str = "PNG", orientation: int = 1, frames: int = 1
+    ) -> bytes:
         image = Image.new("RGB", (width, height), "white")
         buffer = io.BytesIO()
-        if fmt == "JPEG":
+        if frames > 1:
+            more = [Image.new("RGB", (width, height), (i, i, i)) for i in range(1, frames)]
+            image.save(buffer, fmt, save_all=True, append_images=more)
+        elif fmt == "JPEG":
             exif = image.getexif()
             exif[0x0112] = orientation
             image.save(buffer, fmt, exif=exif.tobytes())

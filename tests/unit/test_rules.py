@@ -82,12 +82,23 @@ def test_the_pipeline_rules_follow_rules_md_and_every_name_is_unique() -> None:
         ("MODEL_REFUSED", "high"),
         ("WORKER_LOST", "high"),
         ("LEGACY_FAILED", "high"),
+        ("IMAGE_TOO_LARGE", "critical"),
+        ("IMAGE_FORMAT_UNSUPPORTED", "critical"),
+        ("IMAGE_ANIMATED", "critical"),
     ]
     assert ALL_RULES == CATALOGUE + PIPELINE_RULES
     names = [rule.name for rule in ALL_RULES]
     assert len(set(names)) == len(names)
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]{2,47}", name) for name in names)
     assert all(rule.fix and len(rule.fix) <= 100 for rule in PIPELINE_RULES)
+
+
+def test_every_rule_makes_a_failure_the_wire_accepts() -> None:
+    """A fix that reads as a URL (``file:``, ``http:``) would make every failure of its rule
+    unsendable: each rule builds one."""
+    for rule in ALL_RULES:
+        failure = rule.failure("a detail", severity=rule.severity or "high")
+        assert (failure.rule, failure.suggested_fix) == (rule.name, rule.fix)
 
 
 def test_the_block_reasons_are_the_wire_s_and_the_catalogue_s() -> None:

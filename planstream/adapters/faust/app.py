@@ -14,8 +14,9 @@ from planstream.adapters import logs, tracing
 from planstream.adapters.composition import open_runtime
 from planstream.adapters.faust.consumer import FlowSafeTransport
 from planstream.adapters.kafka import DeadLetteringTopic, DeadLetters, EventCodec
+from planstream.adapters.kafka.security import faust_options
 from planstream.adapters.metrics_server import Liveness, start_metrics_server
-from planstream.adapters.postgres.db import OUTAGE_ERRORS
+from planstream.adapters.postgres.db import DATA_ERRORS, OUTAGE_ERRORS
 from planstream.crashpoints import crashpoint
 from planstream.domain.errors import PermanentError, RetryableError
 from planstream.domain.events import Event, StepEvent
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
 T = TypeVar("T")
+
+# What dead-letters an event rather than retrying it: a refusal (RecordMissing is one), a
+# transient failure that outlived its retries, or PostgreSQL refusing the event's values as
+# data (repeating it cannot help; planstream.adapters.postgres.db says which errors those are).
+_REFUSALS: tuple[type[BaseException], ...] = (PermanentError, RetryableError, *DATA_ERRORS)
 
 
 class PlanstreamApp(faust.App):
@@ -153,7 +159,7 @@ class PlanstreamApp(faust.App):
         except JobHeldElsewhere as held:
             log.info("%s", held)  # not done here: no mark, so a later re-drive still runs
             return
-        except (PermanentError, RetryableError) as exc:  # RecordMissing is a PermanentError
+        except _REFUSALS as exc:  # the event's fault: dead-lettered, the agent goes on
             await self.dead_letters.send(event.message, exc)
             return
         except Exception as exc:  # a bug: keep the event for a redrive after the fix
@@ -219,7 +225,12 @@ class PlanstreamApp(faust.App):
             return
         source = by_name(topic)
         runtime = await self.runtime()
-        await self._through_outages(lambda: runtime.jobs.receive(value, source))
+        try:
+            await self._through_outages(lambda: runtime.jobs.receive(value, source))
+        except DATA_ERRORS as exc:  # PostgreSQL refused the event's job as data: not retried
+            await self.dead_letters.send(message, exc)
+            metrics.count_consumed(self.service_name, topic)
+            return
         await self.pool.submit((value.run_id, value.step_id), lambda: self.process(event, handle))
         metrics.count_consumed(self.service_name, topic)  # its job is recorded: it may be acked
 
@@ -281,7 +292,7 @@ def create_app(settings: Settings, service: str) -> PlanstreamApp:
         settings,
         service,
         id=f"planstream-{service}{settings.app_id_suffix}",
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        **faust_options(settings),  # the broker and its TLS/SASL credentials
         store="memory://",
         datadir=str(datadir / "{conf.name}-data"),
         topic_partitions=settings.topic_partitions,

@@ -37,10 +37,15 @@ class CreateUpload(_Body):
 
 
 class UploadCreated(_Body):
+    """Where the image goes: a ``multipart/form-data`` POST to ``upload_url`` of ``fields`` (in
+    their order), then the image as the last field, ``file``, before ``expires_at``. The signed
+    policy in ``fields`` fixes the key and the content type, and refuses more than ``max_bytes``."""
+
     upload_id: UploadId
     upload_url: str
-    method: Literal["PUT"] = "PUT"
-    headers: dict[str, str]
+    method: Literal["POST"] = "POST"
+    fields: dict[str, str]
+    max_bytes: int
     expires_at: datetime
 
 
@@ -59,11 +64,11 @@ class RunCreated(_Body):
 
 
 class ReviewRun(_Body):
-    """A person's decision on a blocked run: go on, analyse the step again, or end the run."""
+    """A person's decision on a blocked run: go on, analyse the step again, or end the run.
+    Who decided is the caller's token subject; a ``reviewer`` field is refused (unknown)."""
 
     action: Literal["approve", "retry", "reject"]
     reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_plain_text)]
-    reviewer: Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")] = "operator"
 
 
 class StepAccepted(_Body):

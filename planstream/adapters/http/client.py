@@ -2,20 +2,30 @@
 
 import argparse
 import asyncio
+import getpass
+import io
 import json
 import mimetypes
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from planstream.adapters.http.tokens import mint
 from planstream.domain.errors import PermanentError, RetryableError
+from planstream.domain.principals import OPERATOR
 from planstream.settings import Settings
 
-__all__ = ["IngressError", "PlanstreamClient", "run_command"]
+__all__ = ["IngressError", "PlanstreamClient", "cli_token", "post_upload", "run_command"]
 
-_CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+_CONTENT_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
 
 
 class IngressError(PermanentError):
@@ -23,13 +33,16 @@ class IngressError(PermanentError):
 
 
 class PlanstreamClient:
-    """Talks to the ingress over HTTP; the image itself goes to the presigned URL, not the API."""
+    """Talks to the ingress over HTTP as the subject of ``token``; the image itself goes to the
+    presigned URL, not the API."""
 
-    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, token: str) -> None:
         self._base = base_url.rstrip("/")
         self._session = session
+        self._auth = {"Authorization": f"Bearer {token}"}
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        kwargs["headers"] = {**self._auth, **kwargs.get("headers", {})}
         try:
             async with self._session.request(method, self._base + path, **kwargs) as response:
                 body = await response.json(content_type=None)
@@ -42,13 +55,13 @@ class PlanstreamClient:
             raise RetryableError(f"ingress unreachable at {self._base}: {exc}") from None
 
     async def upload(self, image: bytes, content_type: str) -> str:
-        """Upload ``image`` through a presigned PUT URL; returns the upload id."""
+        """Upload ``image`` through a presigned POST form; returns the upload id."""
         slot = await self._call("POST", "/v1/uploads", json={"content_type": content_type})
-        async with self._session.put(
-            slot["upload_url"], data=image, headers=slot["headers"]
-        ) as response:
-            if response.status >= 300:
-                raise IngressError(f"storage refused the upload with {response.status}")
+        if len(image) > int(slot["max_bytes"]):
+            raise IngressError(f"the image has {len(image)} bytes, over {slot['max_bytes']}")
+        status = await post_upload(self._session, slot, image, content_type)
+        if status >= 300:
+            raise IngressError(f"storage refused the upload with {status}")
         upload_id: str = slot["upload_id"]
         return upload_id
 
@@ -77,14 +90,30 @@ class PlanstreamClient:
         )
         return accepted
 
-    async def review(self, run_id: str, action: str, reason: str, reviewer: str) -> None:
-        """Approve, retry or reject a blocked run."""
-        body = {"action": action, "reason": reason, "reviewer": reviewer}
+    async def review(self, run_id: str, action: str, reason: str) -> None:
+        """Approve, retry or reject a blocked run (an operator's token; it names the reviewer)."""
+        body = {"action": action, "reason": reason}
         await self._call("POST", f"/v1/runs/{run_id}/review", json=body)
 
     async def show_run(self, run_id: str) -> dict[str, Any]:
         view: dict[str, Any] = await self._call("GET", f"/v1/runs/{run_id}")
         return view
+
+
+async def post_upload(
+    session: aiohttp.ClientSession, slot: dict[str, Any], image: bytes, content_type: str
+) -> int:
+    """POST ``image`` with the upload form ``slot`` (``UploadCreated``): its fields in order,
+    then the file; the storage's HTTP status. ``session`` must not carry an Authorization
+    header: S3 refuses a request with two authentication mechanisms."""
+    form = aiohttp.FormData()
+    for name, value in slot["fields"].items():
+        form.add_field(name, value)
+    # A file object, not bytes: aiohttp streams it instead of copying it into the loop.
+    form.add_field("file", io.BytesIO(image), filename="upload", content_type=content_type)
+    async with session.post(slot["upload_url"], data=form) as response:
+        await response.read()
+        return response.status
 
 
 def _content_type(path: Path) -> str:
@@ -94,11 +123,21 @@ def _content_type(path: Path) -> str:
     return content_type
 
 
+def cli_token(settings: Settings, *, operator: bool) -> str:
+    """``PLANSTREAM_TOKEN`` when set; else a token the local stack's key signs, for the OS user
+    (an operator's only for what operators do)."""
+    given = os.environ.get("PLANSTREAM_TOKEN", "").strip()
+    if given:
+        return given
+    return mint(settings, getpass.getuser(), roles=(OPERATOR,) if operator else ())
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     base = f"http://{settings.ingress_host}:{settings.ingress_port}"
     timeout = aiohttp.ClientTimeout(total=60)
+    reviewing = args.action in ("approve", "retry", "reject")
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        client = PlanstreamClient(base, session)
+        client = PlanstreamClient(base, session, cli_token(settings, operator=reviewing))
         if args.action == "create":
             image = args.image.read_bytes()
             upload_id = await client.upload(image, _content_type(args.image))
@@ -111,7 +150,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             await client.request_step(run_id, 0, idempotency_key=f"{run_id}:step-0")
             print(run_id)
         elif args.action in ("approve", "retry", "reject"):
-            await client.review(args.run_id, args.action, args.reason, args.reviewer)
+            await client.review(args.run_id, args.action, args.reason)
             print(f"{args.action} of {args.run_id} sent to the Supervisor")
         else:
             print(json.dumps(await client.show_run(args.run_id), indent=2))

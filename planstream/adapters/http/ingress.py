@@ -1,4 +1,4 @@
-"""The HTTP ingress: uploads by presigned PUT, runs, step requests and run views (aiohttp)."""
+"""The HTTP ingress: uploads by presigned POST, runs, step requests and run views (aiohttp)."""
 
 import json
 import logging
@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from planstream.adapters import logs, tracing
+from planstream.adapters.http import edge
 from planstream.adapters.http.api import (
     CreateRun,
     CreateUpload,
@@ -18,15 +19,18 @@ from planstream.adapters.http.api import (
     StepAccepted,
     UploadCreated,
 )
+from planstream.adapters.http.auth import TokenVerifier, authenticated, key_source, principal_of
 from planstream.adapters.http.request_metrics import request_metrics, route_of
 from planstream.adapters.kafka import EventPublisher
 from planstream.adapters.metrics_server import serving_metrics
-from planstream.adapters.postgres.db import create_pool
+from planstream.adapters.postgres.db import DATA_ERRORS, create_pool
+from planstream.adapters.postgres.quotas import RunQuota
 from planstream.adapters.postgres.repository import Repository
+from planstream.adapters.postgres.reviews import ReviewClaims
 from planstream.adapters.postgres.routes import Routes
 from planstream.adapters.postgres.run_view import run_view
 from planstream.adapters.storage import Storage
-from planstream.domain.errors import RetryableError
+from planstream.domain.errors import Conflict, QuotaExceeded, RetryableError
 from planstream.domain.events import RunReviewed, step_key
 from planstream.domain.guards import find_smuggling
 from planstream.domain.ids import IDEMPOTENCY_KEY_PATTERN, is_id, is_idempotency_key, new_id
@@ -50,6 +54,7 @@ _REPO = web.AppKey("repo", Repository)
 _STORAGE = web.AppKey("storage", Storage)
 _PUBLISHER = web.AppKey("publisher", EventPublisher)
 _ROUTING = web.AppKey("routing", Routing)
+_VERIFIER = web.AppKey("verifier", TokenVerifier)
 
 
 def _error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -66,13 +71,11 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 
 
 async def _body(request: web.Request, model: type[M]) -> M:
-    """The request body as ``model``, or an HTTP error naming the size or the field."""
-    limit = request.app[_SETTINGS].max_request_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    raw = await request.read()  # client_max_size refuses a larger chunked body with 413
+    """The request body as ``model``, or an HTTP error naming the size, the media type, the
+    key or the field (edge.json_body reads it as strict JSON first)."""
+    data = await edge.json_body(request, request.app[_SETTINGS])
     try:
-        return model.model_validate_json(raw or b"{}")
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
         field = ".".join(str(part) for part in first["loc"]) or None
@@ -87,16 +90,18 @@ async def create_upload(request: web.Request) -> web.Response:
     settings, storage = request.app[_SETTINGS], request.app[_STORAGE]
     upload_id = new_id("upl")
     key = f"uploads/{upload_id}"
-    ttl = settings.upload_url_ttl_s
-    url = await storage.presign_put(key, body.content_type, ttl)
+    ttl, max_bytes = settings.upload_url_ttl_s, settings.max_upload_bytes
+    form = await storage.presign_post(key, body.content_type, max_bytes, ttl)
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
+    owner = principal_of(request).subject
     await request.app[_REPO].create_upload(
-        Upload(upload_id, storage.bucket, key, body.content_type, expires_at)
+        Upload(upload_id, storage.bucket, key, body.content_type, expires_at, owner)
     )
     created = UploadCreated(
         upload_id=upload_id,
-        upload_url=url,
-        headers={"Content-Type": body.content_type},
+        upload_url=form.url,
+        fields=form.fields,
+        max_bytes=max_bytes,
         expires_at=expires_at,
     )
     return _json(created, status=201)
@@ -112,9 +117,10 @@ async def create_run(request: web.Request) -> web.Response:
             f"{settings.max_request_text_chars} limit",
             "request_text",
         )
+    caller = principal_of(request)
     upload = await repo.get_upload(body.upload_id)
-    if upload is None:
-        return _error(422, f"upload {body.upload_id} does not exist", "upload_id")
+    if upload is None or not caller.may_see(upload.owner):  # another's upload: as if none
+        return _error(404, f"upload {body.upload_id} does not exist", "upload_id")
     run = Run(
         run_id=new_id("run"),
         upload_id=upload.upload_id,
@@ -123,10 +129,17 @@ async def create_run(request: web.Request) -> web.Response:
         request_text=body.request_text,
         status="pending",
         current_step=0,
+        owner=caller.subject,
     )
     source_artifact_id = new_id("art")
+    quota = RunQuota(settings.quota_runs_per_minute, settings.quota_active_runs)
     await repo.create_run(
-        run, upload, source_artifact_id, len(body.model_dump_json()), tracing.traceparent()
+        run,
+        upload,
+        source_artifact_id,
+        len(body.model_dump_json()),
+        tracing.traceparent(),
+        quota=quota,
     )
     return _json(RunCreated(run_id=run.run_id, source_artifact_id=source_artifact_id), 201)
 
@@ -160,8 +173,9 @@ async def request_step(request: web.Request) -> web.Response:
         )
     key = _idempotency_key(request)
     repo, settings = request.app[_REPO], request.app[_SETTINGS]
-    source = await repo.source_artifact_id(run_id)
-    if source is None:
+    run = await repo.get_run(run_id)
+    source = await repo.source_artifact_id(run_id) if run is not None else None
+    if run is None or source is None or not principal_of(request).may_see(run.owner):
         return _error(404, f"run {run_id} does not exist")
     step_id, attempt = 0, 1
     # The step attempt's path (docs/migration.md): the one a first request recorded, else the
@@ -215,7 +229,11 @@ async def request_step(request: web.Request) -> web.Response:
 
 
 async def review_run(request: web.Request) -> web.Response:
-    """A reviewer approves, retries or rejects a blocked run; the Supervisor carries it out."""
+    """An operator approves, retries or rejects a blocked run; the Supervisor carries it out.
+    The reviewer on record is the token's subject."""
+    caller = principal_of(request)
+    if not caller.is_operator:
+        return _error(403, "reviewing a run is for operators")
     run_id = request.match_info["run_id"]
     if not is_id(run_id) or not run_id.startswith("run_"):
         return _error(422, "run_id is not a run id", "run_id")
@@ -231,9 +249,16 @@ async def review_run(request: web.Request) -> web.Response:
         occurred_at=datetime.now(UTC),
         action=body.action,
         reason=body.reason,
-        reviewer=body.reviewer,
+        reviewer=caller.subject,
     )
-    await _in_run_trace(request).publish(RUN_REVIEWED, reviewed)
+    claims = ReviewClaims(request.app[_POOL])
+    # Conflict (409) unless still blocked and no review holds it; QuotaExceeded (429).
+    await claims.claim(reviewed, request.app[_SETTINGS].quota_reviews_per_run_hour)
+    try:
+        await _in_run_trace(request).publish(RUN_REVIEWED, reviewed)
+    except BaseException:
+        await claims.release(reviewed)  # not published: another review may decide the block
+        raise
     return web.json_response({"run_id": run_id, "event_id": reviewed.event_id}, status=202)
 
 
@@ -242,8 +267,8 @@ async def show_run(request: web.Request) -> web.Response:
     if not is_id(run_id) or not run_id.startswith("run_"):
         return _error(422, "run_id is not a run id", "run_id")
     view = await run_view(request.app[_POOL], run_id)
-    if view is None:
-        return _error(404, f"run {run_id} does not exist")
+    if view is None or not principal_of(request).may_see(view["owner"]):
+        return _error(404, f"run {run_id} does not exist")  # another's run: as if none
     return web.json_response(view, dumps=lambda v: json.dumps(v, default=str))
 
 
@@ -287,6 +312,15 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[_SETTINGS].max_request_bytes
         return _error(413, f"request body over the {limit}-byte limit")
+    except Conflict as exc:
+        return _error(409, str(exc))
+    except QuotaExceeded as exc:
+        answer = _error(429, str(exc))
+        answer.headers["Retry-After"] = str(exc.retry_after_s)
+        return answer
+    except DATA_ERRORS as exc:  # a value the checks above let through: not worth a retry
+        log.warning("the database refused a value: %s", type(exc).__name__)
+        return _error(422, f"the database refused a value of this request ({type(exc).__name__})")
     except (RetryableError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         log.warning("dependency unavailable: %s", type(exc).__name__)
         return _error(503, "a dependency is unavailable; retry with the same Idempotency-Key")
@@ -295,7 +329,9 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 async def _resources(app: web.Application) -> Any:
     settings = app[_SETTINGS]
-    pool = await create_pool(settings.dsn, max_size=settings.db_pool_max)
+    pool = await create_pool(
+        settings.dsn, max_size=settings.db_pool_max, command_timeout=settings.db_timeout_s
+    )
     storage, publisher = Storage(settings), EventPublisher(settings, "ingress")
     await storage.start()
     await publisher.start()
@@ -303,6 +339,7 @@ async def _resources(app: web.Application) -> Any:
     app[_ROUTING] = Routing(Routes(pool), settings.route_cache_s, utc_now)
     app[_STORAGE], app[_PUBLISHER] = storage, publisher
     yield
+    await app[_VERIFIER].close()
     await publisher.stop()
     await storage.stop()
     await pool.close()
@@ -316,10 +353,18 @@ async def _metrics_endpoint(app: web.Application) -> Any:
 
 def create_app(settings: Settings) -> web.Application:
     """The ingress application; its pools open on startup and close on cleanup."""
-    app = web.Application(
-        client_max_size=settings.max_request_bytes, middlewares=[request_metrics, _traced, _errors]
-    )
+    middlewares = [
+        request_metrics,
+        _traced,
+        _errors,
+        edge.addressed(settings),  # Host and Origin, before any token is looked at
+        edge.deadline(settings),
+        authenticated(lambda a: a[_VERIFIER]),
+    ]
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=middlewares)
     app[_SETTINGS] = settings
+    # Made now, so a missing key refuses to start the ingress rather than every request.
+    app[_VERIFIER] = TokenVerifier(settings, key_source(settings))
     app.cleanup_ctx.append(_metrics_endpoint)
     app.cleanup_ctx.append(_resources)
     app.router.add_post("/v1/uploads", create_upload)
@@ -339,4 +384,7 @@ def serve(settings: Settings) -> None:
         port=settings.ingress_port,
         access_log=None,
         print=lambda line: log.info(line),
+        # Closes a connection whose request line and headers are not complete this long after
+        # it opened or after its previous answer (planstream/adapters/http/edge.py).
+        keepalive_timeout=settings.ingress_read_timeout_s,
     )

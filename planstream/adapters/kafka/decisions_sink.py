@@ -4,6 +4,11 @@ Not a Faust worker: a plain aiokafka consumer in the group the Faust agent used 
 committed offsets carry over), stopped by SIGTERM. A batch's offsets are committed only after
 its rows are in PostgreSQL: a batch written but not committed (a crash, a rebalance) is read
 again, and the INSERT's ON CONFLICT absorbs it.
+
+A PostgreSQL outage is waited out, the batch kept; a decision PostgreSQL refuses as data (a
+NUL in its text, an unknown run) is dead-lettered with the database's error and the rest of
+its batch is written: one bad record never stalls the sink (``planstream.adapters.postgres.db``
+says which error is which).
 """
 
 import asyncio
@@ -13,17 +18,17 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeAlias
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from planstream.adapters import tracing
 from planstream.adapters.kafka import EventCodec, ProducerDeadLetters
+from planstream.adapters.kafka.security import client_options
 from planstream.adapters.metrics_server import Liveness, serving_metrics
-from planstream.adapters.postgres.db import create_pool
+from planstream.adapters.postgres.db import DATA_ERRORS, OUTAGE_ERRORS, create_pool
 from planstream.adapters.postgres.decision_log import DecisionLog, Stored
 from planstream.crashpoints import crashpoint
 from planstream.domain.events import DecisionMade
@@ -45,12 +50,11 @@ __all__ = [
 ]
 
 SERVICE: Final = DECISIONS_SINK
-# What a write waits out instead of failing: the sink never drops a batch it was given.
-OUTAGES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 log = logging.getLogger(__name__)
 
 AfterWrite = Callable[[Sequence[DecisionMade]], None]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 class Stopped(Exception):
@@ -73,12 +77,14 @@ def group_id(settings: Settings) -> str:
 
 @dataclass
 class Batch:
-    """What one fetch brought: the next offset of each partition read, and its records."""
+    """What one fetch brought: the next offset of each partition read, and its records (each
+    decision's record at the same index of ``sources``, to dead-letter it byte for byte)."""
 
     offsets: dict[TopicPartition, int]
     counts: dict[TopicPartition, int] = field(default_factory=dict)
     decisions: list[DecisionMade] = field(default_factory=list)
-    refused: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = field(default_factory=list)
+    sources: list[Record] = field(default_factory=list)
+    refused: list[tuple[Record, Exception]] = field(default_factory=list)
     traces: list[tracing.Headers] = field(default_factory=list)  # each record's trace headers
 
 
@@ -131,9 +137,7 @@ class DecisionsSink:
         """Up to ``sink_batch_size`` records, decoded (None once told to stop)."""
         if self._stop.is_set():
             return None
-        fetched: dict[
-            TopicPartition, list[ConsumerRecord[bytes, bytes]]
-        ] = await self._consumer.getmany(
+        fetched: dict[TopicPartition, list[Record]] = await self._consumer.getmany(
             timeout_ms=round(self._settings.sink_batch_s * 1000),
             max_records=self._settings.sink_batch_size,
         )
@@ -146,9 +150,12 @@ class DecisionsSink:
             for record in records:
                 batch.traces.append(record.headers)
                 try:
-                    batch.decisions.append(self._codec.loads(record.value))
+                    decision = self._codec.loads(record.value)
                 except Exception as exc:  # whatever the codec refuses, as Faust's decode did
                     batch.refused.append((record, exc))
+                else:
+                    batch.decisions.append(decision)
+                    batch.sources.append(record)
         return batch
 
     async def _store(self, batch: Batch) -> None:
@@ -157,16 +164,36 @@ class DecisionsSink:
         for record, error in batch.refused:
             await self._dead_letters.send(record, error)
         if batch.decisions:
-            stored = await self._write(batch.decisions)
+            stored = await self._write_all(list(zip(batch.sources, batch.decisions, strict=True)))
             self._after_write(batch.decisions)
             for new in stored:
                 metrics.count_decision(new.decision, _step_seconds(new))
             metrics.observe_handling(SERVICE, "batch", time.monotonic() - started)
 
+    async def _write_all(self, part: list[tuple[Record, DecisionMade]]) -> list[Stored]:
+        """Write ``part``; when PostgreSQL refuses it as data, halve it until each refused
+        decision stands alone and dead-letter that one (with the database's error): every
+        other decision is written, and the batch goes on to its commit."""
+        try:
+            return await self._write([decision for _, decision in part])
+        except DATA_ERRORS as error:
+            if len(part) == 1:
+                await self._dead_letters.send(part[0][0], error)
+                return []
+            log.warning(
+                "%s: PostgreSQL refused a part of %d decisions as data (%s); splitting it",
+                SERVICE,
+                len(part),
+                type(error).__name__,
+            )
+            half = len(part) // 2
+            return await self._write_all(part[:half]) + await self._write_all(part[half:])
+
     async def _write(self, decisions: list[DecisionMade]) -> list[Stored]:
+        """Write the decisions, waiting out a PostgreSQL outage for as long as it lasts."""
         return await call_through_outages(
             lambda: self._decisions.write(decisions),
-            OUTAGES,
+            OUTAGE_ERRORS,
             max_delay_s=self._settings.db_outage_retry_max_s,
             what=f"{SERVICE} (PostgreSQL)",
             sleep=self._pause,
@@ -218,7 +245,7 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
 def new_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The sink's consumer: manual commits, from the start of a partition nobody committed."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         group_id=group_id(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -240,7 +267,7 @@ async def opened(
 ) -> AsyncIterator[DecisionsSink]:
     """A sink whose pool, dead-letter producer and consumer are open inside the block."""
     async with contextlib.AsyncExitStack() as stack:
-        pool = await create_pool(settings.dsn, max_size=2)
+        pool = await create_pool(settings.dsn, max_size=2, command_timeout=settings.db_timeout_s)
         stack.push_async_callback(pool.close)
         dead_letters = ProducerDeadLetters(settings, SERVICE)
         await dead_letters.start()

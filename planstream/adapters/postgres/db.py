@@ -6,18 +6,40 @@ from importlib import resources
 
 import asyncpg
 
-__all__ = ["OUTAGE_ERRORS", "connect", "create_pool", "migrate", "migrations"]
+__all__ = ["DATA_ERRORS", "OUTAGE_ERRORS", "connect", "create_pool", "migrate", "migrations"]
 
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = "planstream.migrate"
 
-# The database is unreachable, restarting or shutting down: the work is fine, the moment is not.
+# Which database errors are the moment's and which the record's: the one place that says so.
+# Every consumer waits out an outage (the same work is tried again until it goes through) and
+# dead-letters a data error (repeating the record cannot help; the others go on). An error in
+# neither is a bug or a broken deployment (a missing table, a privilege): it is not waited out.
+
+# The database is unreachable, restarting, shutting down, out of connections or resources, or
+# timed out, or this transaction lost a race (deadlock, serialization): the work is fine, the
+# moment is not. A statement cancelled by ``statement_timeout`` is an OperatorInterventionError.
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    ConnectionRefusedError,
-    ConnectionResetError,
+    asyncpg.PostgresConnectionError,  # connection lost or refused by the server
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now, cancel
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full, memory
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock detected, serialization failure
+    # Refused, reset, aborted, broken pipe; a host name that does not resolve (yet); asyncio's
+    # "Multiple exceptions" when every address of a name refused; asyncpg's connect, acquire and
+    # command timeouts. From a database call, an OSError is the network's.
+    OSError,
+)
+
+# The database refused the record itself: invalid text (NUL: 'invalid byte sequence for encoding
+# "UTF8": 0x00' is CharacterNotInRepertoireError; \u0000 in jsonb UntranslatableCharacterError),
+# a value out of range or of the wrong type (asyncpg raises DataError for an argument it cannot
+# encode too), a constraint (an unknown run's foreign key, a unique or check violation), or a
+# value too large for the database (an index row over its limit).
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
 )
 
 
@@ -26,10 +48,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections decode json/jsonb to Python values."""
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections decode json/jsonb to Python values; with ``command_timeout``
+    (``settings.db_timeout_s``), every statement that runs longer is cancelled (TimeoutError)."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=command_timeout,
     )
     assert pool is not None
     return pool

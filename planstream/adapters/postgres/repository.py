@@ -1,11 +1,15 @@
 """planstream's PostgreSQL records: uploads, runs, jobs with leases, artifacts (asyncpg)."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
 import asyncpg
 
+from planstream.adapters.postgres.quotas import RunQuota, check_run_quota
+from planstream.domain.errors import Conflict
 from planstream.domain.records import Artifact, Job, Run, Upload
 
 __all__ = ["Repository"]
@@ -34,21 +38,22 @@ class Repository:
         self._pool = pool
 
     async def create_upload(self, upload: Upload) -> None:
-        """Record an upload slot whose presigned PUT URL was handed to a client."""
+        """Record an upload slot whose presigned POST form was handed to a client."""
         await self._pool.execute(
             "INSERT INTO uploads (upload_id, storage_bucket, storage_path, content_type,"
-            " put_expires_at) VALUES ($1, $2, $3, $4, $5)",
+            " put_expires_at, owner) VALUES ($1, $2, $3, $4, $5, $6)",
             upload.upload_id,
             upload.storage_bucket,
             upload.storage_path,
             upload.content_type,
             upload.put_expires_at,
+            upload.owner,
         )
 
     async def get_upload(self, upload_id: str) -> Upload | None:
         row = await self._pool.fetchrow(
-            "SELECT upload_id, storage_bucket, storage_path, content_type, put_expires_at"
-            " FROM uploads WHERE upload_id = $1",
+            "SELECT upload_id, storage_bucket, storage_path, content_type, put_expires_at,"
+            " owner FROM uploads WHERE upload_id = $1",
             upload_id,
         )
         return Upload(**dict(row)) if row else None
@@ -60,26 +65,38 @@ class Repository:
         source_artifact_id: str,
         payload_size_estimate: int,
         traceparent: str | None = None,
+        quota: RunQuota | None = None,
     ) -> None:
         """Create the run and the artifact of its uploaded image, in one transaction;
-        ``traceparent`` names the run's trace (planstream.adapters.tracing)."""
+        ``traceparent`` names the run's trace (planstream.adapters.tracing). With ``quota``,
+        the owner's runs are counted under a lock on the owner first (every ingress replica
+        takes the same lock) and :class:`QuotaExceeded` is raised over either limit."""
         async with self._pool.acquire() as conn, conn.transaction():
+            if quota is not None and run.owner is not None:
+                await check_run_quota(conn, run.owner, quota)
+            try:
+                await conn.execute(
+                    "INSERT INTO pipeline_runs (run_id, upload_id, ratio, quality_post_step4,"
+                    " request_text, payload_size_estimate, status, traceparent, owner)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    run.run_id,
+                    run.upload_id,
+                    run.ratio,
+                    run.quality_post_step4,
+                    run.request_text,
+                    payload_size_estimate,
+                    run.status,
+                    traceparent,
+                    run.owner,
+                )
+            except asyncpg.UniqueViolationError as exc:  # one run per upload (migration 0010)
+                if exc.constraint_name != "pipeline_runs_one_per_upload":
+                    raise
+                raise Conflict(f"upload {upload.upload_id} already has a run") from None
             await conn.execute(
-                "INSERT INTO pipeline_runs (run_id, upload_id, ratio, quality_post_step4,"
-                " request_text, payload_size_estimate, status, traceparent)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                run.run_id,
-                run.upload_id,
-                run.ratio,
-                run.quality_post_step4,
-                run.request_text,
-                payload_size_estimate,
-                run.status,
-                traceparent,
-            )
-            await conn.execute(
-                "INSERT INTO pipeline_artifacts (artifact_id, run_id, step_id, kind, upload_id,"
-                " storage_bucket, storage_path) VALUES ($1, $2, 0, 'source_image', $3, $4, $5)",
+                "INSERT INTO pipeline_artifacts (artifact_id, run_id, step_id, kind,"
+                " upload_id, storage_bucket, storage_path)"
+                " VALUES ($1, $2, 0, 'source_image', $3, $4, $5)",
                 source_artifact_id,
                 run.run_id,
                 upload.upload_id,
@@ -97,7 +114,7 @@ class Repository:
     async def get_run(self, run_id: str) -> Run | None:
         row = await self._pool.fetchrow(
             "SELECT run_id, upload_id, ratio, quality_post_step4, request_text, status,"
-            " current_step FROM pipeline_runs WHERE run_id = $1",
+            " current_step, owner FROM pipeline_runs WHERE run_id = $1",
             run_id,
         )
         return Run(**dict(row)) if row else None
@@ -141,6 +158,17 @@ class Repository:
             error,
         )
 
+    async def review_claimed(self, run_id: str, step_id: int, attempt: int, event_id: str) -> bool:
+        found = await self._pool.fetchval(
+            "SELECT true FROM run_reviews"
+            " WHERE run_id = $1 AND step_id = $2 AND attempt = $3 AND event_id = $4",
+            run_id,
+            step_id,
+            attempt,
+            event_id,
+        )
+        return found is True
+
     async def source_artifact_id(self, run_id: str) -> str | None:
         return cast(
             str | None,
@@ -160,35 +188,33 @@ class Repository:
         max_attempts: int,
         publish: Callable[[], Awaitable[None]],
     ) -> tuple[Job, bool]:
-        """Create a step's pending job and publish its request exactly once; (job, created).
+        """Create a step's pending job and publish its request once; (job, created).
 
-        The insert and the publish share one transaction: a concurrent duplicate (double click,
-        retried request, second caller) waits on the unique index until the first commits, then
-        finds the job instead of publishing again; a crash before the commit leaves no job, so
-        the caller's retry publishes. The job key (one per service and step attempt) and the
-        caller's key (one per run) are both unique.
+        The job is committed first (the job key, one per service and step attempt, and the
+        caller's key, one per run, are both unique: a double click or a second caller finds it),
+        then whoever claims its ``published_at`` publishes, outside any transaction: no
+        connection waits on Kafka. A publish that fails gives the claim back, so the caller's
+        retry (same key) publishes; a process that dies holding the claim leaves a pending job
+        never leased, which the sweeper delivers after a lease period.
         """
-        async with self._pool.acquire() as conn:
-            async with conn.transaction():
-                row = await conn.fetchrow(
-                    "INSERT INTO pipeline_jobs (job_id, run_id, step_id, attempt, service,"
-                    " idempotency_key, request_key, payload_ref, max_attempts, published_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())"
-                    f" ON CONFLICT DO NOTHING RETURNING {_JOB_COLUMNS}",
-                    job.job_id,
-                    job.run_id,
-                    job.step_id,
-                    job.attempt,
-                    job.service,
-                    job.idempotency_key,
-                    request_key,
-                    payload_ref,
-                    max_attempts,
-                )
-                if row is not None:
-                    await publish()
-                    return _job(row), True
-            existing = await conn.fetchrow(
+        row = await self._pool.fetchrow(
+            "INSERT INTO pipeline_jobs (job_id, run_id, step_id, attempt, service,"
+            " idempotency_key, request_key, payload_ref, max_attempts)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            f" ON CONFLICT DO NOTHING RETURNING {_JOB_COLUMNS}",
+            job.job_id,
+            job.run_id,
+            job.step_id,
+            job.attempt,
+            job.service,
+            job.idempotency_key,
+            request_key,
+            payload_ref,
+            max_attempts,
+        )
+        created = row is not None
+        if row is None:
+            row = await self._pool.fetchrow(
                 f"SELECT {_JOB_COLUMNS} FROM pipeline_jobs"
                 " WHERE idempotency_key = $1 OR (run_id = $2 AND request_key = $3)"
                 " ORDER BY (request_key IS NOT DISTINCT FROM $3) DESC LIMIT 1",
@@ -196,8 +222,27 @@ class Repository:
                 job.run_id,
                 request_key,
             )
-        assert existing is not None, "a conflicting job vanished"
-        return _job(existing), False
+            assert row is not None, "a conflicting job vanished"
+        stored = _job(row)
+        claimed = await self._pool.fetchval(
+            "UPDATE pipeline_jobs SET published_at = now()"
+            " WHERE job_id = $1 AND published_at IS NULL AND status = 'pending'"
+            " RETURNING published_at",
+            stored.job_id,
+        )
+        if claimed is not None:
+            stored = replace(stored, published_at=claimed)
+            try:
+                await publish()
+            except BaseException:  # cancelled too: the next request with the key publishes
+                await asyncio.shield(self._unclaim(stored.job_id))
+                raise
+        return stored, created
+
+    async def _unclaim(self, job_id: str) -> None:
+        await self._pool.execute(
+            "UPDATE pipeline_jobs SET published_at = NULL WHERE job_id = $1", job_id
+        )
 
     async def artifacts(self, artifact_ids: list[str]) -> dict[str, Artifact]:
         rows = await self._pool.fetch(
@@ -243,4 +288,17 @@ class Repository:
             artifact_id,
             url,
             expires_at,
+        )
+
+    async def use_checked_copy(
+        self, artifact_id: str, storage_bucket: str, storage_path: str
+    ) -> None:
+        """Point the artifact at Image I/O's immutable copy; the old object's URL is dropped."""
+        await self._pool.execute(
+            "UPDATE pipeline_artifacts SET storage_bucket = $2, storage_path = $3,"
+            " signed_url_cached = NULL, signed_url_expires_at = NULL, updated_at = now()"
+            " WHERE artifact_id = $1",
+            artifact_id,
+            storage_bucket,
+            storage_path,
         )

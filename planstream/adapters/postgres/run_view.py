@@ -14,7 +14,7 @@ async def run_view(pool: asyncpg.Pool, run_id: str) -> dict[str, Any] | None:
         run = await conn.fetchrow(
             "SELECT run_id, upload_id, ratio, ratio_locked, quality_post_step4, request_text,"
             " payload_size_estimate, status, current_step, block_reason, last_error,"
-            " created_at, updated_at, substring(traceparent from 4 for 32) AS trace_id"
+            " created_at, updated_at, substring(traceparent from 4 for 32) AS trace_id, owner"
             " FROM pipeline_runs WHERE run_id = $1",
             run_id,
         )

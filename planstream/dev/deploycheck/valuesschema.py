@@ -9,20 +9,15 @@ instead of rendering a Deployment that crash-loops or a setting that is silently
 
 from typing import Any, Final
 
+from planstream.credentials import SECRET_VARIABLES
 from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
 
 __all__ = ["CHART_SET", "SECRET_SETTINGS", "values_schema"]
 
-SECRET_SETTINGS: Final = (
-    "postgres_password",
-    "postgres_dsn",
-    "model_api_key",
-    "s3_access_key_id",
-    "s3_secret_access_key",
-    "legacy_auth_token",
-)
-"""Settings that go in the Secret (``secret.values``), never in the ConfigMap (``config``)."""
+SECRET_SETTINGS: Final = tuple(name for names in SECRET_VARIABLES.values() for name in names)
+"""Settings that go in the Secret (``secret.values``), never in the ConfigMap (``config``): those
+of planstream/credentials.py, which each pod gets only when its process needs them."""
 CHART_SET: Final = ("ingress_host", "ingress_port", "metrics_host", "metrics_port")
 """Settings the chart derives from ``ingress.port`` and ``metrics.port``: not in ``config``."""
 
@@ -77,6 +72,7 @@ _STR_MAP: Final = {"type": "object", "additionalProperties": {"type": "string"}}
 # Kubernetes' own objects (resources, security contexts) are checked by Kubernetes' schema.
 _OBJECT: Final = {"type": "object"}
 _QUANTITY: Final = {"type": ["string", "integer"], "pattern": r"^[0-9]+%?$"}
+_SELECTOR: Final = {"type": ["object", "null"]}  # a label selector, checked by Kubernetes
 
 
 def _probe() -> dict[str, Any]:
@@ -127,6 +123,7 @@ def values_schema() -> dict[str, Any]:
     secret_values = {name: {"type": ["string", "null"]} for name in SECRET_SETTINGS}
     ingress = {
         "replicas": _INT,
+        "hosts": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z0-9.-]+$"}},
         "port": _PORT,
         "service": _closed({"type": _STR, "port": _PORT}),
         "resources": _OBJECT,
@@ -147,6 +144,14 @@ def values_schema() -> dict[str, Any]:
         "workerDefaults": _worker(full=True),
         "workers": _closed({name: _worker(full=False) for name in WORKERS}),
         "jobs": _closed({"backoffLimit": _INT, "resources": _OBJECT}),
+        "kafkaTls": _closed({"secretName": _STR, "mountPath": _STR}),
+        "serviceAccount": _closed({"create": _BOOL, "name": _STR, "annotations": _STR_MAP}),
+        "networkPolicy": _closed(
+            {
+                "enabled": _BOOL,
+                "metricsFrom": _closed({"namespaceSelector": _SELECTOR, "podSelector": _SELECTOR}),
+            }
+        ),
         "podSecurityContext": _OBJECT,
         "securityContext": _OBJECT,
     }

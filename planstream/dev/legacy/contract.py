@@ -78,7 +78,7 @@ def parse_call(raw: bytes) -> StepCall:
         raise _bad(f"step_id is 0-{LAST_STEP}")
     if not isinstance(attempt, int) or isinstance(attempt, bool) or not 1 <= attempt <= 30:
         raise _bad("attempt is 1-30")
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise _bad("idempotency_key is up to 128 of [A-Za-z0-9._:-]")
     if (
         not isinstance(inputs, list)

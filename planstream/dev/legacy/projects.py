@@ -38,7 +38,7 @@ class Projects:
     async def repository(self, project: str | None) -> Repository:
         """The records of ``project`` (None: the settings' own database)."""
         name = project or self._settings.dsn.rsplit("/", 1)[1]
-        if project is not None and not _PROJECT.match(project):
+        if project is not None and not _PROJECT.fullmatch(project):
             raise LegacyError(404, "NOT_FOUND", "no such project")
         pool = self._pools.get(name)
         if pool is None:

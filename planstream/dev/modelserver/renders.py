@@ -29,7 +29,7 @@ class RenderRefused(PermanentError):
 
 def parse_size(text: str, max_pixels: int) -> tuple[int, int]:
     """``"WIDTHxHEIGHT"`` as integers, each edge 64..8192 px and the area at most ``max_pixels``."""
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if match is None:
         raise RenderRefused(
             f"size must be WIDTHxHEIGHT in pixels, e.g. 2048x1536; got {text[:40]!r}"

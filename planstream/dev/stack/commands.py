@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from planstream.adapters.http.tokens import ensure_local_key
 from planstream.dev.stack import processes
 from planstream.dev.stack.kafka import Kafka
 from planstream.dev.stack.legacy import LegacyServer
@@ -162,7 +163,9 @@ async def _check(service: Service, record: PidRecord | None) -> Outcome:
 
 
 def up(settings: Settings) -> int:
-    """Start what is not running, wait for real readiness, check the external services."""
+    """Start what is not running, wait for real readiness, check the external services; the
+    first time, make the key the local stack's tokens are signed with."""
+    ensure_local_key(settings)
     services = build(settings)
     records = {service.name: processes.running(service.files) for service in services}
     local = [service for service in services if _is_local(service)]

@@ -1,5 +1,8 @@
 """Image I/O's real code on the fakes: images checked and handed on, bad input as an upstream
-failure for the Supervisor, and a result refused when the job was taken over meanwhile."""
+failure for the Supervisor, a checked upload read from its digest's copy only, and a result
+refused when the job was taken over meanwhile."""
+
+import hashlib
 
 import pytest
 
@@ -70,7 +73,11 @@ async def test_an_image_gone_from_storage_is_an_upstream_failure() -> None:
     [
         (b"<html>not an image</html>", "IMAGE_UNREADABLE"),
         (fake_image(1200, 900), "IMAGE_DIMENSIONS_INVALID"),
-        (fake_image(2400, 1800, "GIF"), "IMAGE_UNREADABLE"),
+        (fake_image(2400, 1800, "GIF"), "IMAGE_FORMAT_UNSUPPORTED"),
+        (fake_image(2400, 1800, frames=2), "IMAGE_ANIMATED"),
+        (fake_image(4096, 3072), "IMAGE_DIMENSIONS_INVALID"),
+        (fake_image(30_000, 1_800), "IMAGE_DIMENSIONS_INVALID"),
+        (fake_image(20_000, 20_000), "IMAGE_DIMENSIONS_INVALID"),
     ],
 )
 async def test_an_image_unfit_for_its_tier_is_an_upstream_failure(data: bytes, rule: str) -> None:
@@ -135,3 +142,93 @@ async def test_a_result_after_a_takeover_is_refused_and_not_recorded() -> None:
         "image_io-slow",
     )
     assert refused.attempted == "finish:completed"
+
+
+async def test_an_upload_is_checked_then_read_from_its_digests_copy_only() -> None:
+    world = make_world()
+    checked = fake_image(2400, 1800)
+    run, source = await world.new_run(image=checked)
+    uploaded = await world.repo.artifact(source)
+    assert uploaded is not None and uploaded.storage_path.startswith("uploads/")
+    request = make_step_requested(run_id=run.run_id, input_artifact_ids=[source])
+
+    assert await ImageIO(world.runtime(SERVICE)).handle(request) == "ready"
+
+    image = await world.repo.artifact(source)
+    assert image is not None and image.kind == "source_image"
+    digest = hashlib.sha256(checked).hexdigest()
+    assert image.storage_path == f"runs/{run.run_id}/source-{digest}.png"
+    assert world.storage.buckets[image.storage_bucket][image.storage_path].data == checked
+    # A client that uploads again to its upload key afterwards changes nothing anyone reads.
+    world.storage.put(uploaded.storage_bucket, uploaded.storage_path, fake_image(30_000, 30_000))
+    assert image.signed_url_cached is not None
+    assert world.storage.download(image.signed_url_cached) == checked
+
+
+async def test_a_repeat_finds_the_checked_copy_in_place() -> None:
+    world = make_world()
+    run, source = await world.new_run()
+    service = ImageIO(world.runtime(SERVICE))
+    assert await service.handle(make_step_requested(run_id=run.run_id, input_artifact_ids=[source]))
+    first = await world.repo.artifact(source)
+    again = make_step_requested(run_id=run.run_id, attempt=2, input_artifact_ids=[source])
+
+    assert await service.handle(again) == "ready"
+
+    second = await world.repo.artifact(source)
+    assert first is not None and second is not None
+    assert second.storage_path == first.storage_path
+    copies = [key for key in world.storage.buckets[second.storage_bucket] if "/source-" in key]
+    assert copies == [first.storage_path]
+
+
+async def test_a_render_is_checked_where_it_is() -> None:
+    world = make_world()
+    run, _ = await world.new_run()
+    render = await world.add_artifact(run.run_id, 1, "render_image", fake_image(2400, 1800))
+    before = await world.repo.artifact(render)
+    request = make_step_requested(run_id=run.run_id, step_id=1, input_artifact_ids=[render])
+
+    assert await ImageIO(world.runtime(SERVICE)).handle(request) == "ready"
+
+    after = await world.repo.artifact(render)
+    assert before is not None and after is not None
+    assert after.storage_path == before.storage_path
+
+
+async def test_an_upload_over_max_upload_bytes_is_image_too_large_unread() -> None:
+    world = make_world(max_upload_bytes=2_048, max_image_bytes=4_096)
+    big = fake_image(2400, 1800) + b" " * 3_000
+    run, source = await world.new_run(image=big)
+    request = make_step_requested(run_id=run.run_id, input_artifact_ids=[source])
+
+    assert await ImageIO(world.runtime(SERVICE)).handle(request) == "failed"
+
+    failure = world.publisher.only(STEP_FAILED, StepFailed).failure
+    assert (failure.rule, failure.severity) == ("IMAGE_TOO_LARGE", "critical")
+    assert "over the 2048 limit" in failure.detail
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (fake_image(20_000, 20_000), "pixel cap"),
+        (fake_image(6_000, 600), "aspect ratio of 10.0:1"),
+        (fake_image(9_000, 2_000), "side of 9000 px"),
+        (fake_image(4096, 3072), "outside the 2K band 1900-3300px"),
+    ],
+)
+async def test_a_size_refused_from_the_header_is_named_and_recorded(
+    data: bytes, named: str
+) -> None:
+    world = make_world()
+    run, source = await world.new_run(image=data)
+    request = make_step_requested(run_id=run.run_id, input_artifact_ids=[source])
+
+    assert await ImageIO(world.runtime(SERVICE)).handle(request) == "failed"
+
+    failure = world.publisher.only(STEP_FAILED, StepFailed).failure
+    assert failure.rule == "IMAGE_DIMENSIONS_INVALID" and named in failure.detail
+    image = await world.repo.artifact(source)
+    assert image is not None and image.metadata["within_band"] is False
+    assert image.storage_path.startswith("uploads/")  # nothing refused is copied

@@ -1,14 +1,21 @@
 """The Supervisor's real code on the fakes: proceed, retry and block as RULES.md decides them,
 the LLM audit and its budget, and upstream failures decided without an audit."""
 
+from datetime import UTC, datetime
+
+import pytest
+
+from planstream.domain.errors import EventRejected
 from planstream.domain.events import (
     DecisionMade,
     Failure,
     InfoRequested,
     RenderRequested,
     RunBlocked,
+    RunReviewed,
     step_key,
 )
+from planstream.domain.ids import new_id
 from planstream.domain.rules import (
     ARTIFACT_MISSING,
     DUPLICATE_SPACE_IDS,
@@ -155,3 +162,47 @@ async def test_a_transient_upstream_failure_repeats_the_failed_request() -> None
     assert again.idempotency_key == step_key(run.run_id, 1, 2)
     assert again.event_id != render.event_id
     assert world.publisher.events(STEP_FAILED) == []
+
+
+async def _blocked(world: FakeWorld) -> str:
+    """A run blocked at step 0, attempt 3 (its newest decision), as the sink records it."""
+    run, _ = await world.new_run()
+    world.db.runs[run.run_id].status = "blocked"
+    world.db.record_decision(run.run_id, 0, 3)
+    return run.run_id
+
+
+def _review(run_id: str, action: str = "approve") -> RunReviewed:
+    return RunReviewed(
+        event_id=new_id("evt"),
+        run_id=run_id,
+        occurred_at=datetime.now(UTC),
+        action=action,
+        reason="the plan is fine",
+        reviewer="olga",
+    )
+
+
+async def test_the_review_that_claimed_the_block_is_carried_out() -> None:
+    world = make_world()
+    run_id = await _blocked(world)
+    review = _review(run_id)
+    world.db.review_claims[(run_id, 0, 3)] = review.event_id
+
+    await Supervisor(world.runtime(SERVICE), Policy()).on_review(review)
+
+    decision = world.publisher.only(DECISION_MADE, DecisionMade)
+    assert (decision.decided_by, decision.decision, decision.attempt) == ("reviewer", "proceed", 3)
+    assert decision.audit_note == "decided by olga: the plan is fine"
+
+
+async def test_a_review_without_the_claim_is_refused_and_decides_nothing() -> None:
+    """A raw-produced review, or one whose publish failed and whose claim went to another."""
+    world = make_world()
+    run_id = await _blocked(world)
+    world.db.review_claims[(run_id, 0, 3)] = new_id("evt")  # another review holds the block
+
+    with pytest.raises(EventRejected, match="holds no claim"):
+        await Supervisor(world.runtime(SERVICE), Policy()).on_review(_review(run_id, "reject"))
+
+    assert world.publisher.events(DECISION_MADE) == []
