@@ -3,7 +3,6 @@ through the API, raw-produced events carrying a NUL and a decision for an unknow
 run still completes all 7 steps, and each bad record is a dead letter that says why."""
 
 import json
-import random
 from datetime import UTC, datetime
 
 import aiohttp
@@ -12,12 +11,11 @@ from aiokafka import AIOKafkaProducer
 
 from planstream.adapters.http.client import PlanstreamClient
 from planstream.adapters.kafka import redrive
-from planstream.dev.samples.generator import generate
 from planstream.domain.events import step_key
 from planstream.domain.ids import new_id
 from planstream.settings import Settings
 from tests.stackkit import wait_for
-from tests.system.test_review import _until
+from tests.system.runs import scenario_run, until
 from topics import DECISION_MADE, RUN_REVIEWED, TopicSpec
 
 pytestmark = pytest.mark.usefixtures("ingress_url")
@@ -98,13 +96,8 @@ async def test_bad_records_are_dead_lettered_and_a_fresh_run_completes(
 
         # A fresh run still goes all the way.
         client = PlanstreamClient(ingress_url, session, user_token)
-        seed = random.randrange(1, 2**31)
-        folder = settings.model_samples_dir / f"poison-{seed}"
-        [sample] = generate(folder, seed=seed, scenarios=("correct",), count=1).samples
-        upload = await client.upload((folder / sample.file).read_bytes(), "image/png")
-        run_id = await client.create_run(upload, request_text=sample.request_text)
-        await client.request_step(run_id, 0)
-        await _until(client, run_id, "completed", "blocked", "failed")
+        run_id = await scenario_run(client, settings, "correct")
+        await until(client, run_id, "completed", "blocked", "failed")
         view = await client.show_run(run_id)
     assert view["status"] == "completed", view["status"]
     proceeded = [d["step_id"] for d in view["decisions"] if d["decision"] == "proceed"]

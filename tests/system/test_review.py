@@ -2,16 +2,14 @@
 
 import asyncio
 import json
-import random
-import time
 
 import aiohttp
 import pytest
 
 from planstream.adapters.http.client import IngressError, PlanstreamClient
-from planstream.dev.samples.generator import generate
 from planstream.settings import Settings
 from tests.stackkit import read_topic
+from tests.system.runs import scenario_run, until
 from topics import DECISION_MADE
 
 
@@ -23,23 +21,7 @@ async def client(ingress_url: str, operator_token: str):
 
 async def _blocked_run(client: PlanstreamClient, settings: Settings) -> str:
     """A run whose model always misses the bathroom: blocked after its 3 attempts."""
-    seed = random.randrange(1, 2**31)
-    folder = settings.model_samples_dir / f"review-{seed}"
-    [sample] = generate(folder, seed=seed, scenarios=("missing_room",), count=1).samples
-    upload = await client.upload((folder / sample.file).read_bytes(), "image/png")
-    run_id = await client.create_run(upload, request_text=sample.request_text)
-    await client.request_step(run_id, 0)
-    return await _until(client, run_id, "blocked")
-
-
-async def _until(client: PlanstreamClient, run_id: str, *statuses: str) -> str:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        view = await client.show_run(run_id)
-        if view["status"] in statuses:
-            return run_id
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"run {run_id} is {view['status']}, not {statuses}")
+    return await until(client, await scenario_run(client, settings, "missing_room"), "blocked")
 
 
 def _step0(view: dict) -> list[tuple[int, str, str]]:
@@ -54,7 +36,7 @@ async def test_retry_gives_the_step_a_fresh_budget(client, settings: Settings) -
     run_id = await _blocked_run(client, settings)
     await client.review(run_id, "retry", "re-scanned the plan")
     await asyncio.sleep(1)
-    await _until(client, run_id, "blocked")
+    await until(client, run_id, "blocked")
     view = await client.show_run(run_id)
     while len(_step0(view)) < 7:
         await asyncio.sleep(0.5)
@@ -77,7 +59,7 @@ async def test_retry_gives_the_step_a_fresh_budget(client, settings: Settings) -
 async def test_reject_ends_the_run(client, settings: Settings) -> None:
     run_id = await _blocked_run(client, settings)
     await client.review(run_id, "reject", "not a plan we can furnish")
-    await _until(client, run_id, "rejected")
+    await until(client, run_id, "rejected")
     view = await client.show_run(run_id)
     assert view["block_reason"] == "rejected_by_reviewer"
     with pytest.raises(IngressError, match="409"):
@@ -87,7 +69,7 @@ async def test_reject_ends_the_run(client, settings: Settings) -> None:
 async def test_approve_lets_the_run_go_on(client, settings: Settings) -> None:
     run_id = await _blocked_run(client, settings)
     await client.review(run_id, "approve", "the bathroom is outside the sheet")
-    await _until(client, run_id, "completed")
+    await until(client, run_id, "completed")
     view = await client.show_run(run_id)
     assert [d["step_id"] for d in view["decisions"] if d["decision"] == "proceed"] == list(range(7))
 
@@ -120,7 +102,7 @@ async def test_of_two_concurrent_reviews_exactly_one_takes_effect(
     [(accepted, (_, taken))] = [(a, b) for a, b in actions.items() if b[0] == 202]
     [refusal] = [body["error"] for status, body in answers if status == 409]
     assert "already being reviewed" in refusal or "not blocked" in refusal, refusal
-    await _until(client, run_id, "completed" if accepted == "approve" else "rejected")
+    await until(client, run_id, "completed" if accepted == "approve" else "rejected")
     view = await client.show_run(run_id)
     by_person = [d for d in view["decisions"] if d["decided_by"] == "reviewer"]
     assert [d["decision"] for d in by_person] == ["proceed" if accepted == "approve" else "block"]

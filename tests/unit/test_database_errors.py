@@ -27,6 +27,7 @@ OUTAGES = [
     # asyncio's error when every address of the database's name refused the connection.
     OSError("Multiple exceptions: [Errno 111] Connect call failed ('10.0.0.1', 5432), ..."),
     FileNotFoundError(2, "No such file or directory"),  # its Unix socket is not there: down
+    asyncpg.InterfaceError("connection is closed"),  # a pooled connection the outage cut
 ]
 
 DATA = [
@@ -46,7 +47,6 @@ NEITHER = [  # a bug or a broken deployment: neither waited out nor blamed on on
     pg.UndefinedTableError('relation "pipeline_decisions" does not exist'),
     pg.InsufficientPrivilegeError("permission denied for table pipeline_decisions"),
     pg.PostgresSyntaxError("syntax error"),
-    asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
     ValueError("a bug"),
 ]
 

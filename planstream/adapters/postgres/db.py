@@ -29,6 +29,9 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     # "Multiple exceptions" when every address of a name refused; asyncpg's connect, acquire and
     # command timeouts. From a database call, an OSError is the network's.
     OSError,
+    # "connection is closed", a pool closing: what a connection the outage cut leaves behind
+    # (a misuse such as "another operation is in progress" is one too, and is waited out loudly).
+    asyncpg.InterfaceError,
 )
 
 # The database refused the record itself: invalid text (NUL: 'invalid byte sequence for encoding
