@@ -75,7 +75,8 @@ bench-quick: setup
 # in-process fault proxy leaves unclosed at teardown is not a verdict (known leak, T26): such
 # unraisable warnings are not turned into failures here.
 CHAOS_TESTS := tests/chaos/test_harness.py tests/chaos/test_checkers.py tests/chaos/test_baseline.py \
-	tests/chaos/test_inputs.py tests/chaos/test_injection.py tests/chaos/test_model.py \
+	tests/chaos/test_inputs.py tests/chaos/test_injection.py tests/chaos/test_abuse.py \
+	tests/chaos/test_model.py \
 	tests/chaos/test_dedup.py tests/chaos/test_crashes.py tests/chaos/test_storage.py \
 	tests/chaos/test_signed_urls.py tests/chaos/test_secrets.py \
 	tests/chaos/test_replay.py tests/chaos/test_infra.py

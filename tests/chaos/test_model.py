@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from planstream.dev.chaos.attacks import peak_rss_bytes
 from planstream.dev.chaos.checkers import Check
 from planstream.dev.chaos.harness import Harness
 from planstream.dev.chaos.load import Ledger
@@ -255,12 +256,9 @@ async def test_t19_malformed_model_output(
 
 def _peak_rss_mb(pid: int) -> float:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+        return peak_rss_bytes(pid) / 2**20
+    except (OSError, LookupError):  # the process is gone
+        return 0.0
 
 
 @pytest.mark.timeout(1800)

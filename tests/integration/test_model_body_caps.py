@@ -5,7 +5,6 @@ the order of the cap, and the answer is refused by name."""
 import gzip
 import json
 import tracemalloc
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from planstream.adapters.model import ModelClient
+from planstream.dev.chaos.bombs import gzip_bomb
 from planstream.ports import ModelRefused
 from planstream.settings import Settings
 
@@ -27,13 +27,6 @@ SCHEMA: dict[str, Any] = {
     "required": ["ok"],
     "additionalProperties": False,
 }
-
-
-def gzip_bomb(mib: int) -> bytes:
-    """``mib`` MiB of zeros, gzip-compressed chunk by chunk (never held inflated)."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    zeros = bytes(MIB)
-    return b"".join(packer.compress(zeros) for _ in range(mib)) + packer.flush()
 
 
 BOMB = gzip_bomb(BOMB_MIB)

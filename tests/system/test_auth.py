@@ -1,72 +1,39 @@
 """Authentication and ownership at the real ingress: who may call, and whose runs they see."""
 
-import time
-
 import aiohttp
-from joserfc import jwt
-from joserfc.jwk import OctKey
 
 from planstream.adapters.http.client import post_upload
 from planstream.adapters.http.tokens import mint
+from planstream.dev.chaos.abuse import NO_RUN, bad_authorizations, token_attacks
 from planstream.settings import Settings
 from tests.images import floor_plan_png
-
-RUN = "run_" + "0" * 32
-ENDPOINTS = [
-    ("POST", "/v1/uploads", {"json": {"content_type": "image/png"}}),
-    ("POST", "/v1/runs", {"json": {"upload_id": "upl_" + "0" * 32}}),
-    ("POST", f"/v1/runs/{RUN}/steps/0", {"headers": {"Idempotency-Key": "k-1"}}),
-    ("GET", f"/v1/runs/{RUN}", {}),
-    ("POST", f"/v1/runs/{RUN}/review", {"json": {"action": "approve", "reason": "ok"}}),
-]
-
-
-def _forged(settings: Settings, **changes: object) -> str:
-    """A token like a minted one, with ``changes`` to its claims or its signing key."""
-    secret = str(changes.pop("secret", settings.auth_local_key_file.read_text().strip()))
-    now = int(time.time())
-    claims = {"iss": settings.auth_issuer, "aud": settings.auth_audience, "sub": "mallory"}
-    claims.update({"iat": now, "exp": now + 300})
-    claims.update(changes)
-    return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(secret), algorithms=["HS256"])
-
-
-def _bad_headers(settings: Settings) -> dict[str, dict[str, str]]:
-    unsigned = mint(settings, "mallory").rsplit(".", 1)[0]
-    none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + unsigned.split(".")[1] + "."
-    return {
-        "no token": {},
-        "basic scheme": {"Authorization": "Basic bWFsbG9yeTpwdw=="},
-        "alg none": {"Authorization": f"Bearer {none}"},
-        "wrong key": {"Authorization": f"Bearer {_forged(settings, secret='w' * 40)}"},
-        "wrong audience": {"Authorization": f"Bearer {_forged(settings, aud='someone-else')}"},
-        "expired": {"Authorization": f"Bearer {_forged(settings, exp=int(time.time()) - 3600)}"},
-    }
 
 
 async def test_every_v1_endpoint_answers_401_to_a_missing_or_bad_token(
     settings: Settings, ingress_url: str
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        for what, auth in _bad_headers(settings).items():
-            for method, path, kwargs in ENDPOINTS:
-                headers = {**kwargs.get("headers", {}), **auth}
-                call = {**kwargs, "headers": headers}
-                async with http.request(method, ingress_url + path, **call) as answer:
-                    assert answer.status == 401, (what, method, path)
-                    challenge = answer.headers["WWW-Authenticate"]
-                    assert challenge.startswith("Bearer "), challenge
-                    assert 'error="invalid_token"' in challenge
-                    assert "error_description=" in challenge
+        for attack in token_attacks(settings):  # each bad token on each endpoint
+            async with http.request(
+                attack.method,
+                ingress_url + attack.path,
+                data=attack.body,
+                headers=dict(attack.headers),
+            ) as answer:
+                assert answer.status == 401, attack.name
+                challenge = answer.headers["WWW-Authenticate"]
+                assert challenge.startswith("Bearer "), challenge
+                assert 'error="invalid_token"' in challenge
+                assert "error_description=" in challenge
         async with http.get(f"{ingress_url}/healthz") as answer:
             assert answer.status == 200  # the health check stays open
 
 
 async def test_the_reason_is_named_in_the_challenge(settings: Settings, ingress_url: str) -> None:
-    expired = _bad_headers(settings)["expired"]
+    expired = bad_authorizations(settings)["expired"]
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"{ingress_url}/v1/runs/{RUN}", headers=expired) as answer,
+        http.get(f"{ingress_url}/v1/runs/{NO_RUN}", headers=expired) as answer,
     ):
         assert "expired" in answer.headers["WWW-Authenticate"]
 
@@ -104,7 +71,7 @@ async def test_a_second_subject_gets_404_for_the_first_subjects_run_and_upload(
             refused = await answer.json()
             assert (answer.status, refused["field"]) == (404, "upload_id")
         # The same answers as for ids that do not exist: no oracle.
-        async with http.get(f"{ingress_url}/v1/runs/{RUN}", headers=as_bob) as answer:
+        async with http.get(f"{ingress_url}/v1/runs/{NO_RUN}", headers=as_bob) as answer:
             assert answer.status == 404
         for token, owner in ((alice, "alice"), (operator_token, "alice")):
             auth = {"Authorization": f"Bearer {token}"}
@@ -118,7 +85,7 @@ async def test_a_user_may_not_review_and_may_not_name_a_reviewer(
 ) -> None:
     user = {"Authorization": f"Bearer {mint(settings, 'alice')}"}
     operator = {"Authorization": f"Bearer {mint(settings, 'olga', roles=['operator'])}"}
-    url = f"{ingress_url}/v1/runs/{RUN}/review"
+    url = f"{ingress_url}/v1/runs/{NO_RUN}/review"
     async with aiohttp.ClientSession() as http:
         body = {"action": "approve", "reason": "looks fine"}
         async with http.post(url, json=body, headers=user) as answer:

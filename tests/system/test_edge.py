@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from planstream.dev.chaos.abuse import UNSAFE_TEXTS
+from planstream.dev.chaos.attacks import exchange
 from planstream.dev.isolation import free_port
 from planstream.dev.launcher import ingress, running
 from planstream.domain.ids import new_id
@@ -54,21 +56,9 @@ def _raw(body: str) -> dict[str, Any]:
 
 
 UPLOAD = new_id("upl")
-UNSAFE = [
-    ("x\\u0000", "a control character (U+0000)"),
-    ("bell \\u0007", "a control character (U+0007)"),
-    ("\\u001b[2J", "a control character (U+001B)"),
-    ("c1 \\u0085", "a control character (U+0085)"),
-    ("\\u009f", "a control character (U+009F)"),
-    ("\\ud800", "a lone surrogate (U+D800)"),
-    ("tail \\udfff", "a lone surrogate (U+DFFF)"),
-    ("\\ufdd0", "a non-character (U+FDD0)"),
-    ("\\uffff", "a non-character (U+FFFF)"),
-    ("\\ud83f\\udffe", "a non-character (U+1FFFE)"),  # a pair that encodes one
-]
 
 
-@pytest.mark.parametrize(("text", "named"), UNSAFE)
+@pytest.mark.parametrize(("text", "named"), UNSAFE_TEXTS)
 async def test_request_text_with_an_unsafe_character_is_422_naming_it(
     edge, http, text: str, named: str
 ) -> None:
@@ -79,7 +69,7 @@ async def test_request_text_with_an_unsafe_character_is_422_naming_it(
     assert named in answer["error"]
 
 
-@pytest.mark.parametrize(("text", "named"), UNSAFE)
+@pytest.mark.parametrize(("text", "named"), UNSAFE_TEXTS)
 async def test_a_review_reason_with_an_unsafe_character_is_422_naming_it(
     edge, operator_token: str, text: str, named: str
 ) -> None:
@@ -233,29 +223,10 @@ async def _exchange(port: int, request: bytes, trickle: bytes = b"", every_s: fl
     """Send ``request``, then ``trickle`` a byte every ``every_s``; everything the server sends
     until it closes the connection. AssertionError if it is still open after three read
     timeouts (the trickle alone would take far longer)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-
-    async def drip() -> None:
-        for byte in trickle:
-            await asyncio.sleep(every_s)
-            writer.write(bytes([byte]))
-            await writer.drain()
-
-    writer.write(request)
-    await writer.drain()
-    dripping = asyncio.create_task(drip())
-    received = b""
-    try:
-        async with asyncio.timeout(3 * READ_TIMEOUT_S + 10):
-            while chunk := await reader.read(65_536):
-                received += chunk
-    except TimeoutError:
-        raise AssertionError(f"the connection is still open; received {received[:200]!r}") from None
-    except ConnectionResetError:
-        pass  # closed, with a reset: the server did not wait for the rest
-    finally:
-        dripping.cancel()
-        writer.close()
+    received = await exchange(
+        port, request, trickle=trickle, every_s=every_s, give_up_s=3 * READ_TIMEOUT_S + 10
+    )
+    assert received is not None, "the connection is still open"
     return received
 
 

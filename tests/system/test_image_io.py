@@ -10,13 +10,14 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from planstream.adapters.kafka import read_all
 from planstream.adapters.postgres.repository import Repository
+from planstream.dev.chaos.bombs import animated_png, gif_plan, png_bomb
 from planstream.domain.events import ImageReady, StepFailed, StepRequested, step_key
 from planstream.domain.ids import new_id
 from planstream.domain.records import Run, Upload
 from planstream.domain.wire import encode_event
 from planstream.settings import Settings
 from tests.factories import make_step_requested
-from tests.images import animated_png, floor_plan_jpeg, floor_plan_png, gif_plan, png_bomb
+from tests.images import floor_plan_jpeg, floor_plan_png
 from tests.stackkit import read_topic, wait_for
 from topics import DEAD_LETTER, IMAGE_READY, STEP_FAILED, STEP_REQUESTED
 
@@ -118,8 +119,8 @@ async def test_a_2k_image_is_measured_signed_and_handed_on(
         (floor_plan_png()[:5000], "IMAGE_UNREADABLE"),
         (b"this is not an image at all", "IMAGE_UNREADABLE"),
         (png_bomb(20_000, 20_000), "IMAGE_DIMENSIONS_INVALID"),
-        (animated_png(), "IMAGE_ANIMATED"),
-        (gif_plan(), "IMAGE_FORMAT_UNSUPPORTED"),
+        (animated_png(floor_plan_png()), "IMAGE_ANIMATED"),
+        (gif_plan(floor_plan_png()), "IMAGE_FORMAT_UNSUPPORTED"),
     ],
     ids=[
         "4k-on-step-0",

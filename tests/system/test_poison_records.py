@@ -3,7 +3,6 @@ through the API, raw-produced events carrying a NUL and a decision for an unknow
 run still completes all 7 steps, and each bad record is a dead letter that says why."""
 
 import json
-from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -11,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from planstream.adapters.http.client import PlanstreamClient
 from planstream.adapters.kafka import redrive
-from planstream.domain.events import step_key
+from planstream.dev.chaos.raw_abuse import raw_decision, raw_review
 from planstream.domain.ids import new_id
 from planstream.settings import Settings
 from tests.stackkit import wait_for
@@ -19,25 +18,6 @@ from tests.system.runs import scenario_run, until
 from topics import DECISION_MADE, RUN_REVIEWED, TopicSpec
 
 pytestmark = pytest.mark.usefixtures("ingress_url")
-
-
-def _decision(run_id: str, **fields: object) -> dict[str, object]:
-    """A DecisionMade as a raw producer writes it (JSON, ``\\u`` escapes and all)."""
-    return {
-        "kind": "decision.made",
-        "event_id": new_id("evt"),
-        "run_id": run_id,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "step_id": 0,
-        "attempt": 1,
-        "idempotency_key": step_key(run_id, 0, 1),
-        "decision": "proceed",
-        "block_reason": None,
-        "failure_count": 0,
-        "schema_valid": True,
-        "retry_budget_remaining": 2,
-        **fields,
-    }
 
 
 async def _produce(
@@ -76,21 +56,9 @@ async def test_bad_records_are_dead_lettered_and_a_fresh_run_completes(
         await _produce(
             settings,
             [
-                (
-                    RUN_REVIEWED,
-                    reviewed,
-                    {
-                        "kind": "run.reviewed",
-                        "event_id": new_id("evt"),
-                        "run_id": reviewed,
-                        "occurred_at": datetime.now(UTC).isoformat(),
-                        "action": "retry",
-                        "reason": "x\u0000",
-                        "reviewer": "mallory",
-                    },
-                ),
-                (DECISION_MADE, nul_noted, _decision(nul_noted, audit_note="a\u0000b")),
-                (DECISION_MADE, unknown, _decision(unknown)),
+                (RUN_REVIEWED, reviewed, raw_review(reviewed, action="retry", reason="x\u0000")),
+                (DECISION_MADE, nul_noted, raw_decision(nul_noted, audit_note="a\u0000b")),
+                (DECISION_MADE, unknown, raw_decision(unknown)),
             ],
         )
 

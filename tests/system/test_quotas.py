@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from planstream.adapters.http.client import post_upload
 from planstream.adapters.http.tokens import mint
 from planstream.dev.isolation import free_port
 from planstream.dev.launcher import ingress, running
@@ -30,9 +31,7 @@ async def _upload(http: aiohttp.ClientSession, base: str, auth: dict[str, str]) 
     async with http.post(url, json={"content_type": "image/png"}, headers=auth) as answer:
         slot = await answer.json()
     async with aiohttp.ClientSession() as storage:
-        put = storage.put(slot["upload_url"], data=floor_plan_png(), headers=slot["headers"])
-        async with put as answer:
-            assert answer.status == 200
+        assert await post_upload(storage, slot, floor_plan_png(), "image/png") == 204
     upload_id: str = slot["upload_id"]
     return upload_id
 

@@ -15,12 +15,15 @@ import aiohttp
 import pytest
 
 from planstream.adapters.http.client import IngressError, PlanstreamClient, post_upload
+from planstream.dev.chaos.attacks import peak_rss_bytes
+from planstream.dev.chaos.bombs import animated_png, gif_plan, png_bomb
 from planstream.settings import Settings
-from tests.images import animated_png, floor_plan_png, gif_plan, png_bomb
+from tests.images import floor_plan_png
 from tests.stackkit import wait_for
 
 MEMORY_LIMIT_BYTES = 400 * 1024 * 1024
 THIRTY_MB = 30 * 1000 * 1000
+GIF = gif_plan(floor_plan_png())
 
 
 @pytest.fixture
@@ -87,14 +90,6 @@ def _image_io_pid() -> int:
     raise AssertionError("the session's Image I/O worker is not running")
 
 
-def _peak_rss_bytes(pid: int) -> int:
-    """The process's peak resident set size so far (VmHWM), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for process {pid}")
-
-
 def test_the_peak_memory_measure_sees_an_allocation() -> None:
     """The measure's self-test: a child that holds 200 MB shows a peak over 200 MB."""
     holder = subprocess.Popen(
@@ -103,9 +98,9 @@ def test_the_peak_memory_measure_sees_an_allocation() -> None:
     )
     try:
         deadline = time.monotonic() + 60
-        while _peak_rss_bytes(holder.pid) < 200_000_000 and time.monotonic() < deadline:
+        while peak_rss_bytes(holder.pid) < 200_000_000 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _peak_rss_bytes(holder.pid) > 200_000_000
+        assert peak_rss_bytes(holder.pid) > 200_000_000
     finally:
         holder.communicate(b"", timeout=30)
 
@@ -115,9 +110,9 @@ def test_the_peak_memory_measure_sees_an_allocation() -> None:
     [
         (b"30 MB", "image/png", None, "IMAGE_TOO_LARGE", "bytes, over"),
         (png_bomb(20_000, 20_000), "image/png", None, "IMAGE_DIMENSIONS_INVALID", "pixel cap"),
-        (animated_png(), "image/png", None, "IMAGE_ANIMATED", "holds 2 frames"),
-        (gif_plan(), "image/png", None, "IMAGE_FORMAT_UNSUPPORTED", "format GIF"),
-        (gif_plan(), "image/png", "image/gif", "IMAGE_FORMAT_UNSUPPORTED", "format GIF"),
+        (animated_png(floor_plan_png()), "image/png", None, "IMAGE_ANIMATED", "holds 2 frames"),
+        (GIF, "image/png", None, "IMAGE_FORMAT_UNSUPPORTED", "format GIF"),
+        (GIF, "image/png", "image/gif", "IMAGE_FORMAT_UNSUPPORTED", "format GIF"),
     ],
     ids=["30-mb", "20000x20000-png", "animated-png", "gif-named-png", "wrong-content-type"],
 )
@@ -155,7 +150,7 @@ async def test_a_hostile_upload_ends_refused_or_blocked_by_name_within_400_mb(
         assert error.startswith(f"{rule}: ") and named in error, error
     finally:
         await s3.delete_object(Bucket=settings.s3_bucket, Key=f"uploads/{slot['upload_id']}")
-    peak = _peak_rss_bytes(_image_io_pid())
+    peak = peak_rss_bytes(_image_io_pid())
     print(f"Image I/O peak RSS after {rule}: {peak / 2**20:.0f} MiB")  # the figure, shown with -s
     assert peak < MEMORY_LIMIT_BYTES, f"Image I/O peaked at {peak / 2**20:.0f} MiB"
 

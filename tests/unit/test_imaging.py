@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from planstream.adapters.imaging import inspect_image, upright_size
+from planstream.dev.chaos.bombs import animated_png, gif_plan, png_bomb
 from planstream.ports import (
     ImageAnimated,
     ImageDimensionsRefused,
@@ -16,7 +17,7 @@ from planstream.ports import (
     ImageLimits,
     ImageUnreadable,
 )
-from tests.images import animated_png, floor_plan_png, gif_plan, png_bomb
+from tests.images import floor_plan_png
 
 CAP = ImageLimits(max_pixels=48_000_000, max_side=8_192, max_aspect_ratio=8.0)
 
@@ -69,7 +70,7 @@ def test_truncated_png_is_unreadable() -> None:
     ("data", "name"),
     [
         (_encode(Image.new("RGB", (10, 10)), "BMP"), "BMP"),
-        (gif_plan(), "GIF"),  # plan.gif renamed plan.png: the bytes decide, not the name
+        (gif_plan(floor_plan_png()), "GIF"),  # a renamed plan.gif: the bytes decide, not the name
         (_encode(Image.new("RGB", (10, 10)), "TIFF"), "TIFF"),
     ],
 )
@@ -128,7 +129,7 @@ def test_an_animated_image_is_refused(fmt: str) -> None:
 
 def test_an_animated_plan_of_the_tiers_size_is_refused() -> None:
     with pytest.raises(ImageAnimated):
-        inspect_image(animated_png(), CAP)
+        inspect_image(animated_png(floor_plan_png()), CAP)
 
 
 @pytest.mark.parametrize(

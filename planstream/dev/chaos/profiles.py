@@ -46,6 +46,8 @@ class Profile(reporting.Profile):
     s3_down_s: float  # T26
     injection_runs: int  # T21: runs started on the corpus's texts with an honest model
     compromised_runs: int  # T21: runs while the model answers as a compromised one would
+    abuse_runs: int  # T28: legitimate runs while the attack corpus is fired
+    abuse_load_s: float  # T28: the seconds those runs are spread over
     quiesce_s: float  # longest wait for every run to end after a fault heals
 
 
@@ -76,6 +78,8 @@ SHORT: Final = Profile(
     s3_down_s=30.0,
     injection_runs=41,
     compromised_runs=6,
+    abuse_runs=10,
+    abuse_load_s=20.0,
     quiesce_s=240.0,
 )
 
@@ -106,6 +110,8 @@ FULL: Final = Profile(
     s3_down_s=30.0,
     injection_runs=82,
     compromised_runs=24,
+    abuse_runs=40,
+    abuse_load_s=60.0,
     quiesce_s=600.0,
 )
 

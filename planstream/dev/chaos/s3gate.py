@@ -12,6 +12,7 @@ first (its control): an expired, an altered and a re-pointed URL are refused, a 
 """
 
 import hmac
+import io
 import threading
 import time
 from dataclasses import dataclass
@@ -152,7 +153,7 @@ class S3Gate:
         async with self._session.request(
             request.method,
             target,
-            data=body if body else None,
+            data=io.BytesIO(body) if body else None,  # raw bytes over 1 MiB warn: an error here
             headers=headers,
             allow_redirects=False,
             skip_auto_headers=("Content-Type", "Accept", "Accept-Encoding", "User-Agent"),

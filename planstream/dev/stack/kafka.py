@@ -108,8 +108,11 @@ def render_server_properties(
 
 
 def new_cluster_id(raw: bytes) -> str:
-    """A Kafka cluster id from 16 random bytes: URL-safe base64 without padding, 22 characters."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    """A Kafka cluster id from 16 random bytes: URL-safe base64 without padding, 22 characters,
+    never starting with ``-`` (the storage tool would read it as an option, as Kafka's own
+    ``Uuid.randomUuid`` avoids too): a leading ``-`` becomes ``A``."""
+    encoded = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return "A" + encoded[1:] if encoded.startswith("-") else encoded
 
 
 class Kafka(Service):
