@@ -28,8 +28,10 @@ from planstream.dev.dashboards.files import DASHBOARDS_DIR
 from planstream.dev.dashboards.queries import PanelQuery, panel_queries, substitute
 from planstream.dev.launcher import everything, namespace_label
 from planstream.dev.samples.generator import generate
+from planstream.dev.samples.manifest import SampleEntry
 from planstream.dev.samples.scenarios import SCENARIOS
 from planstream.settings import Settings
+from tests.system.runs import sample_run, view_when
 
 QUERIES = [
     query
@@ -65,19 +67,11 @@ async def batch_done(ingress_url: str, settings: Settings) -> float:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         client = PlanstreamClient(ingress_url, session, token=mint(settings, "dashboards"))
 
-        async def follow(file: str, request_text: str) -> str:
-            upload = await client.upload((folder / file).read_bytes(), "image/png")
-            run_id = await client.create_run(upload, request_text=request_text)
-            await client.request_step(run_id, 0)
-            deadline = time.monotonic() + RUN_TIMEOUT_S
-            while time.monotonic() < deadline:
-                view = await client.show_run(run_id)
-                if view["status"] in ("completed", "blocked"):
-                    return str(view["status"])
-                await asyncio.sleep(0.5)
-            raise AssertionError(f"run {run_id} of {file} did not finish: {view['status']}")
+        async def follow(sample: SampleEntry) -> str:
+            run_id = await sample_run(client, folder, sample)
+            return str((await view_when(client, run_id, timeout_s=RUN_TIMEOUT_S))["status"])
 
-        ends = await asyncio.gather(*(follow(s.file, s.request_text) for s in manifest.samples))
+        ends = await asyncio.gather(*(follow(s) for s in manifest.samples))
     assert set(ends) == {"completed", "blocked"}, ends
     return time.time()
 

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from planstream.dev.samples.manifest import Manifest, SampleEntry
 from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
 from tests.stackkit import wait_for
+from tests.system.runs import sample_run, view_when
 from topics import (
     COMPARISON_COMPLETED,
     DECISION_MADE,
@@ -71,16 +71,8 @@ async def finished(
         client = PlanstreamClient(ingress_url, session, user_token)
 
         async def follow(sample: SampleEntry) -> tuple[str, dict[str, Any]]:
-            upload = await client.upload((folder / sample.file).read_bytes(), "image/png")
-            run_id = await client.create_run(upload, request_text=sample.request_text)
-            await client.request_step(run_id, 0)
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                view = await client.show_run(run_id)
-                if view["status"] in ("completed", "blocked"):
-                    return sample.scenario, view
-                await asyncio.sleep(0.5)
-            raise AssertionError(f"{sample.scenario} run {run_id} did not finish: {view}")
+            run_id = await sample_run(client, folder, sample)
+            return sample.scenario, await view_when(client, run_id, timeout_s=180)
 
         return dict(await asyncio.gather(*(follow(s) for s in manifest.samples)))
 

@@ -7,7 +7,6 @@ model call.
 
 import asyncio
 import random
-import time
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +16,7 @@ from planstream.adapters.http.client import PlanstreamClient
 from planstream.dev.samples.generator import generate
 from planstream.dev.samples.manifest import Manifest, SampleEntry
 from planstream.settings import Settings
+from tests.system.runs import sample_run, view_when
 
 SCENARIOS = ("correct", "flawed_then_correct", "not_a_floor_plan", "invalid_json", "hang")
 
@@ -42,16 +42,8 @@ async def finished_runs(
         client = PlanstreamClient(ingress_url, session, user_token)
 
         async def follow(sample: SampleEntry) -> tuple[str, tuple[SampleEntry, dict]]:
-            upload = await client.upload((folder / sample.file).read_bytes(), "image/png")
-            run_id = await client.create_run(upload, request_text=sample.request_text)
-            await client.request_step(run_id, 0)
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                view = await client.show_run(run_id)
-                if view["status"] in ("completed", "blocked"):
-                    return sample.scenario, (sample, view)
-                await asyncio.sleep(0.5)
-            raise AssertionError(f"{sample.scenario} run {run_id} did not finish: {view}")
+            run_id = await sample_run(client, folder, sample)
+            return sample.scenario, (sample, await view_when(client, run_id, timeout_s=180))
 
         return dict(await asyncio.gather(*(follow(s) for s in manifest.samples)))
 
