@@ -79,10 +79,16 @@ class JobLeasesContract:
     async def test_the_holder_takes_its_job_again_with_a_new_epoch(
         self, harness: LeasesHarness
     ) -> None:
+        """Inside its lease the holder's retry is the same delivery: a new epoch (its earlier
+        try is fenced off), no delivery spent; once its lease expired, a new delivery."""
         job = new_job(await harness.new_run())
-        await harness.leases.acquire(job, worker_id="a", lease_s=HELD_S)
+        await harness.leases.acquire(job, worker_id="a", lease_s=SHORT_S)
+        assert await harness.leases.acquire(job, worker_id="a", lease_s=SHORT_S) == Lease(
+            job.job_id, 2, 1
+        )
+        await harness.elapse(LAPSE_S)
         assert await harness.leases.acquire(job, worker_id="a", lease_s=HELD_S) == Lease(
-            job.job_id, 2, 2
+            job.job_id, 3, 2
         )
 
     async def test_an_expired_lease_is_taken_over_with_a_new_epoch(
@@ -156,6 +162,9 @@ class JobLeasesContract:
         taken = await leases.acquire(job, worker_id="b", lease_s=HELD_S)
         assert taken == Lease(job.job_id, 2, 2, taken_over=True)
         assert await leases.acquire(job, worker_id="c", lease_s=HELD_S) == "exhausted"
+        # Its holder may still retry inside its lease: the delivery it is on, not a new one.
+        assert await leases.acquire(job, worker_id="b", lease_s=SHORT_S) == Lease(job.job_id, 3, 2)
+        await harness.elapse(LAPSE_S)
         assert await leases.acquire(job, worker_id="b", lease_s=HELD_S) == "exhausted"
 
     async def test_receive_records_a_pending_job_without_a_lease(

@@ -191,3 +191,30 @@ class GivesUpWithoutFencing(FakeJobLeases):
         if given:
             self._db.jobs[job_id].lease_epoch = epoch
         return given
+
+
+@breaks(
+    S,
+    H,
+    "test_the_holder_takes_its_job_again_with_a_new_epoch",
+    "test_deliveries_run_out_as_exhausted",
+)
+class CountsTheHoldersRetry(FakeJobLeases):
+    """The old rule (F13): a holder's retry inside its lease spends a delivery."""
+
+    async def acquire(self, job: NewJob, *, worker_id: str, lease_s: float) -> Lease | LeaseRefusal:
+        row = self._db.job_by_key(job.idempotency_key)
+        now = self._db.now()
+        holding = (
+            row is not None
+            and row.locked_by == worker_id
+            and row.lease_expires_at is not None
+            and row.lease_expires_at >= now
+        )
+        if holding and row is not None and row.attempts >= row.max_attempts:
+            return "exhausted"
+        lease = await super().acquire(job, worker_id=worker_id, lease_s=lease_s)
+        if holding and row is not None and isinstance(lease, Lease):
+            row.attempts += 1
+            return replace(lease, deliveries=row.attempts)
+        return lease

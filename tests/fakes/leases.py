@@ -50,12 +50,18 @@ class FakeJobLeases:
             or (row.lease_expires_at is not None and row.lease_expires_at < now)
             or row.locked_by == worker_id
         )
-        if row.status in ("pending", "running") and free and row.attempts < row.max_attempts:
+        holding = (
+            row.locked_by == worker_id
+            and row.lease_expires_at is not None
+            and row.lease_expires_at >= now
+        )  # a retry inside its own lease: the same delivery
+        budget_left = row.attempts < row.max_attempts or holding
+        if row.status in ("pending", "running") and free and budget_left:
             taken_over = row.locked_by is not None and row.locked_by != worker_id
             row.status = "running"
             if not _has_topic(row.payload_ref):
                 row.payload_ref = jsonb(job.payload_ref)
-            row.attempts += 1
+            row.attempts += 0 if holding else 1
             row.locked_by, row.locked_at, row.lease_expires_at = (
                 worker_id,
                 now,

@@ -18,6 +18,9 @@ __all__ = ["JobLeases"]
 # it; never a job that finished or ran out of deliveries. One statement, so two workers racing
 # for the same job cannot both win. Every take-over bumps the fencing epoch. ``previous`` is who
 # held the job when the statement began: another worker means a take-over of an expired lease.
+# A delivery is counted when the job comes to a worker (first, after a crash, a take-over or a
+# re-drive), not when its holder tries again inside its own lease (an in-process retry of a
+# dependency's hiccup): otherwise a one-second S3 blip spent a step's whole budget (F13).
 _ACQUIRE = """
 WITH previous AS (SELECT locked_by FROM pipeline_jobs WHERE idempotency_key = $6)
 INSERT INTO pipeline_jobs AS j (
@@ -29,7 +32,8 @@ ON CONFLICT (idempotency_key) DO UPDATE SET
     status = 'running',
     payload_ref = CASE WHEN j.payload_ref ? 'topic' THEN j.payload_ref
                        ELSE EXCLUDED.payload_ref END,
-    attempts = j.attempts + 1,
+    attempts = j.attempts + CASE WHEN j.locked_by = EXCLUDED.locked_by
+                                  AND j.lease_expires_at >= now() THEN 0 ELSE 1 END,
     locked_by = EXCLUDED.locked_by,
     locked_at = now(),
     lease_expires_at = EXCLUDED.lease_expires_at,
@@ -37,7 +41,8 @@ ON CONFLICT (idempotency_key) DO UPDATE SET
     updated_at = now()
 WHERE j.status IN ('pending', 'running')
   AND (j.locked_by IS NULL OR j.lease_expires_at < now() OR j.locked_by = EXCLUDED.locked_by)
-  AND j.attempts < j.max_attempts
+  AND (j.attempts < j.max_attempts
+       OR j.locked_by = EXCLUDED.locked_by AND j.lease_expires_at >= now())
 RETURNING job_id, lease_epoch, attempts, (SELECT locked_by FROM previous) AS previous_holder
 """
 
