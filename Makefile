@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLANSTREAM := $(BIN)/planstream
 
 .PHONY: setup test test-unit test-integration lint schemas demo stack-up stack-down clean bench bench-quick \
-	chaos chaos-short tools chart-files dashboards
+	chaos chaos-short tools chart-files dashboards screenshots
 
 # helm, for the chart checks of `make lint`: built from source through the Go module proxy into
 # Go's bin folder when it is missing (once, about 3 minutes; docs/deploy.md). HELM=... uses another.
@@ -59,6 +59,11 @@ dashboards: setup
 
 demo: setup
 	$(PLANSTREAM) demo
+
+# docs/console-queue.png and docs/console-run.png: the operator console on the local stack after
+# `make demo` (which leaves blocked runs), in the distribution's headless Chromium (docs/console.md).
+screenshots: setup
+	$(BIN)/python -m planstream.dev.console_shots --out docs
 
 # Benchmarks against raw baselines on the local stack (docs/benchmarks.md); reports/ gets both
 # reports. bench-quick takes under 5 minutes, the full profile about half an hour.

@@ -254,6 +254,43 @@ class Settings(BaseModel):
     quota_reviews_per_run_hour: int = Field(
         default=10, ge=1, description="reviews of one run an hour (operators included)"
     )
+    # The operator console (/console, docs/console.md): its session is the operator's token in
+    # an HttpOnly cookie; images reach the browser through short-lived signed URLs.
+    console_token_ttl_s: int = Field(
+        default=3_600, ge=60, le=86_400, description="what `planstream console` mints"
+    )
+    console_artifact_url_ttl_s: int = Field(
+        default=60,
+        ge=10,
+        le=3_600,
+        description="life of the signed GET URL an artifact link redirects to",
+    )
+    console_secure_cookie: bool = Field(
+        default=False,
+        description="mark the session cookie Secure even on a plain-HTTP request (TLS ended "
+        "by a proxy in front); it always is on HTTPS",
+    )
+    console_queue_limit: int = Field(
+        default=200, ge=1, le=5_000, description="blocked runs the queue lists (oldest first)"
+    )
+    console_dead_letters_limit: int = Field(
+        default=200, ge=1, le=5_000, description="dead letters the console lists (newest first)"
+    )
+    console_dead_letters_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="a page reading the dead-letter topic says so rather than wait past this",
+    )
+    console_documents_per_run: int = Field(
+        default=40,
+        ge=1,
+        le=500,
+        description="Spaces documents the run page reads from storage (newest step attempts)",
+    )
+    console_history_limit: int = Field(
+        default=20, ge=1, le=1_000, description="routing-flag changes the flags page lists"
+    )
 
     # Migration (docs/migration.md): the routing flags' cache, and the old run-pipeline-step
     # function the legacy bridge calls for the steps routed to it.

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from planstream.cli import flags, tokens
+from planstream.cli import console, flags, tokens
 from planstream.credentials import check_secrets
 from planstream.domain.errors import PlanstreamError
 from planstream.domain.service_names import WORKERS
@@ -270,7 +270,9 @@ def _parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=["ensure"])
     topics.set_defaults(handler=_topics)
 
-    schemas = sub.add_parser("schemas", help="JSON Schemas generated from the event models")
+    schemas = sub.add_parser(
+        "schemas", help="JSON Schemas of the event models and the ingress's OpenAPI document"
+    )
     schemas.add_argument("action", choices=["write", "check"])
     schemas.add_argument("--dir", default="schemas")
     schemas.set_defaults(handler=_schemas)
@@ -293,6 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_runs(sub)
     flags.add_parser(sub)
     tokens.add_parser(sub)
+    console.add_parser(sub)
 
     _add_tools(sub)
     return parser

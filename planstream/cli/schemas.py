@@ -1,12 +1,14 @@
-"""JSON Schemas generated from the event and API models, written to and checked against schemas/."""
+"""JSON Schemas generated from the event and API models, and the ingress's OpenAPI document,
+written to and checked against schemas/."""
 
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from planstream.adapters.http import api
+from planstream.adapters.http import api, openapi
 from topics import CATALOGUE
 
 __all__ = ["drift", "render_all", "write_all"]
@@ -31,6 +33,7 @@ def render_all() -> dict[str, str]:
         files[f"api.{model.__name__}.json"] = _render(model, f"api.{model.__name__}")
     spaces = resources.files("planstream.domain") / "contracts" / "spaces-v1.schema.json"
     files["spaces-v1.schema.json"] = spaces.read_text(encoding="utf-8")
+    files["openapi.json"] = openapi.render()
     return files
 
 
@@ -43,12 +46,14 @@ def write_all(folder: Path) -> list[str]:
     return sorted(rendered)
 
 
-def drift(folder: Path) -> list[str]:
-    """Names of the schemas whose committed copy in ``folder`` differs or is missing."""
+def drift(folder: Path, rendered: Mapping[str, str] | None = None) -> list[str]:
+    """Names of the schemas whose committed copy in ``folder`` differs from ``rendered`` (the
+    models' now by default) or is missing, and of the files no model renders."""
+    rendered = render_all() if rendered is None else rendered
     stale = [
         name
-        for name, content in render_all().items()
+        for name, content in rendered.items()
         if not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != content
     ]
-    extra = {p.name for p in folder.glob("*.json")} - set(render_all())
+    extra = {p.name for p in folder.glob("*.json")} - set(rendered)
     return sorted(stale + list(extra))

@@ -7,11 +7,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from planstream.domain.events import Quality, StepId
 from planstream.domain.guards import find_smuggling
-from planstream.domain.ids import ArtifactId, JobId, RunId, UploadId
+from planstream.domain.ids import ArtifactId, EventId, JobId, RunId, UploadId
 
 __all__ = [
     "CreateRun",
     "CreateUpload",
+    "Error",
+    "Health",
+    "ReviewAccepted",
     "ReviewRun",
     "RunCreated",
     "StepAccepted",
@@ -77,3 +80,23 @@ class StepAccepted(_Body):
     job_id: JobId
     status: str
     replayed: bool
+
+
+class ReviewAccepted(_Body):
+    """The review is on its way to the Supervisor, as the event ``event_id``."""
+
+    run_id: RunId
+    event_id: EventId
+
+
+class Error(_Body):
+    """Every refusal: what was wrong, and the field, key or header it was in when there is one."""
+
+    error: str
+    field: str | None = None
+
+
+class Health(_Body):
+    """The ingress process answers."""
+
+    status: Literal["ok"]

@@ -209,12 +209,16 @@ def _refused(reason: str) -> web.Response:
 
 def authenticated(
     verifier: Callable[[web.Application], TokenVerifier],
+    public: frozenset[tuple[str, str]] = frozenset(),
 ) -> Middleware:
-    """The middleware: every ``/v1`` request carries a verified bearer token."""
+    """The middleware: every ``/v1`` request carries a verified bearer token, but the exact
+    (method, path) pairs of ``public`` (the API's own description, which a client generator
+    reads before it has a token)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if not request.path.startswith("/v1/") and request.path != "/v1":
+        open_path = not request.path.startswith("/v1/") and request.path != "/v1"
+        if open_path or (request.method, request.path) in public:
             return cast(web.StreamResponse, await handler(request))
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

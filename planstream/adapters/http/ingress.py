@@ -10,28 +10,32 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from planstream.adapters import logs, tracing
-from planstream.adapters.http import edge
+from planstream.adapters.http import edge, openapi, resources
 from planstream.adapters.http.api import (
     CreateRun,
     CreateUpload,
+    ReviewAccepted,
     ReviewRun,
     RunCreated,
     StepAccepted,
     UploadCreated,
 )
 from planstream.adapters.http.auth import TokenVerifier, authenticated, key_source, principal_of
+from planstream.adapters.http.console import PATH as CONSOLE_PATH
+from planstream.adapters.http.console import create_console
 from planstream.adapters.http.request_metrics import request_metrics, route_of
+from planstream.adapters.http.review import submit_review
+from planstream.adapters.http.views import RunView
 from planstream.adapters.kafka import EventPublisher
 from planstream.adapters.metrics_server import serving_metrics
 from planstream.adapters.postgres.db import DATA_ERRORS, create_pool
 from planstream.adapters.postgres.quotas import RunQuota
 from planstream.adapters.postgres.repository import Repository
-from planstream.adapters.postgres.reviews import ReviewClaims
 from planstream.adapters.postgres.routes import Routes
 from planstream.adapters.postgres.run_view import run_view
 from planstream.adapters.storage import Storage
-from planstream.domain.errors import Conflict, QuotaExceeded, RetryableError
-from planstream.domain.events import RunReviewed, step_key
+from planstream.domain.errors import Conflict, QuotaExceeded, RecordMissing, RetryableError
+from planstream.domain.events import step_key
 from planstream.domain.guards import find_smuggling
 from planstream.domain.ids import IDEMPOTENCY_KEY_PATTERN, is_id, is_idempotency_key, new_id
 from planstream.domain.policy import quality_for_step
@@ -40,7 +44,6 @@ from planstream.domain.wire import describe_validation_error
 from planstream.services.routing import Routing, entry_service, step_request
 from planstream.services.runtime import utc_now
 from planstream.settings import Settings
-from topics import RUN_REVIEWED
 
 __all__ = ["create_app", "serve"]
 
@@ -48,13 +51,10 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
-_SETTINGS = web.AppKey("settings", Settings)
-_POOL = web.AppKey("pool", asyncpg.Pool)
-_REPO = web.AppKey("repo", Repository)
-_STORAGE = web.AppKey("storage", Storage)
-_PUBLISHER = web.AppKey("publisher", EventPublisher)
-_ROUTING = web.AppKey("routing", Routing)
-_VERIFIER = web.AppKey("verifier", TokenVerifier)
+# The application's resources, shared with the console (planstream/adapters/http/resources.py).
+_SETTINGS, _POOL, _REPO = resources.SETTINGS, resources.POOL, resources.REPO
+_STORAGE, _PUBLISHER = resources.STORAGE, resources.PUBLISHER
+_ROUTING, _VERIFIER = resources.ROUTING, resources.VERIFIER
 
 
 def _error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -238,28 +238,14 @@ async def review_run(request: web.Request) -> web.Response:
     if not is_id(run_id) or not run_id.startswith("run_"):
         return _error(422, "run_id is not a run id", "run_id")
     body = await _body(request, ReviewRun)
-    run = await request.app[_REPO].get_run(run_id)
-    if run is None:
-        return _error(404, f"run {run_id} does not exist")
-    if run.status != "blocked":
-        return _error(409, f"run {run_id} is {run.status}, not blocked: nothing to review")
-    reviewed = RunReviewed(
-        event_id=new_id("evt"),
-        run_id=run_id,
-        occurred_at=datetime.now(UTC),
-        action=body.action,
-        reason=body.reason,
-        reviewer=caller.subject,
-    )
-    claims = ReviewClaims(request.app[_POOL])
-    # Conflict (409) unless still blocked and no review holds it; QuotaExceeded (429).
-    await claims.claim(reviewed, request.app[_SETTINGS].quota_reviews_per_run_hour)
     try:
-        await _in_run_trace(request).publish(RUN_REVIEWED, reviewed)
-    except BaseException:
-        await claims.release(reviewed)  # not published: another review may decide the block
-        raise
-    return web.json_response({"run_id": run_id, "event_id": reviewed.event_id}, status=202)
+        # The console's review too: Conflict (409) unless blocked and unclaimed, QuotaExceeded.
+        reviewed = await submit_review(
+            request.config_dict, run_id, body.action, body.reason, caller.subject
+        )
+    except RecordMissing as exc:
+        return _error(404, str(exc))
+    return _json(ReviewAccepted(run_id=run_id, event_id=reviewed.event_id), status=202)
 
 
 async def show_run(request: web.Request) -> web.Response:
@@ -269,11 +255,16 @@ async def show_run(request: web.Request) -> web.Response:
     view = await run_view(request.app[_POOL], run_id)
     if view is None or not principal_of(request).may_see(view["owner"]):
         return _error(404, f"run {run_id} does not exist")  # another's run: as if none
-    return web.json_response(view, dumps=lambda v: json.dumps(v, default=str))
+    return _json(RunView.model_validate(view))  # the contract's type, checked on every answer
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The API's OpenAPI 3.1 document (no token: a client generator reads it first)."""
+    return web.Response(body=openapi.served(), content_type="application/json")
 
 
 def _in_run_trace(request: web.Request) -> tracing.RunTracePublisher:
@@ -359,7 +350,7 @@ def create_app(settings: Settings) -> web.Application:
         _errors,
         edge.addressed(settings),  # Host and Origin, before any token is looked at
         edge.deadline(settings),
-        authenticated(lambda a: a[_VERIFIER]),
+        authenticated(lambda a: a[_VERIFIER], public=frozenset({("GET", openapi.DOCUMENT_PATH)})),
     ]
     app = web.Application(client_max_size=settings.max_request_bytes, middlewares=middlewares)
     app[_SETTINGS] = settings
@@ -373,6 +364,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/runs/{run_id}", show_run)
     app.router.add_post("/v1/runs/{run_id}/review", review_run)
     app.router.add_get("/healthz", healthz)
+    app.add_subapp(CONSOLE_PATH, create_console(settings))  # outside /v1: its own sign-in
+    app.router.add_get(openapi.DOCUMENT_PATH, openapi_document)
     return app
 
 
