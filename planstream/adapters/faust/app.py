@@ -253,6 +253,7 @@ def _log_fields(value: Event, message: Message) -> dict[str, object]:
         "step_id": getattr(value, "step_id", None),  # a StepEvent's, or a RunBlocked's
         "attempt": getattr(value, "attempt", None),
         "event_id": value.event_id,
+        "event": type(value).__name__,  # RunReviewed names a run, not a step
         "topic": message.topic,
         "partition": message.partition,
         "offset": message.offset,

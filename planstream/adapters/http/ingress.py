@@ -240,12 +240,13 @@ async def review_run(request: web.Request) -> web.Response:
     body = await _body(request, ReviewRun)
     try:
         # The console's review too: Conflict (409) unless blocked and unclaimed, QuotaExceeded.
-        reviewed = await submit_review(
+        submitted = await submit_review(
             request.config_dict, run_id, body.action, body.reason, caller.subject
         )
     except RecordMissing as exc:
         return _error(404, str(exc))
-    return _json(ReviewAccepted(run_id=run_id, event_id=reviewed.event_id), status=202)
+    event_id = submitted.reviewed.event_id
+    return _json(ReviewAccepted(run_id=run_id, event_id=event_id), status=202)
 
 
 async def show_run(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 for the checks, the review claim (one review per block, the per-run quota) and the publish."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,14 +14,23 @@ from planstream.domain.events import RunReviewed
 from planstream.domain.ids import new_id
 from topics import RUN_REVIEWED
 
-__all__ = ["ReviewAction", "submit_review"]
+__all__ = ["ReviewAction", "Submitted", "submit_review"]
 
 ReviewAction = Literal["approve", "retry", "reject"]
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A review the Supervisor will carry out, and the blocked step attempt it decides."""
+
+    reviewed: RunReviewed
+    step_id: int
+    attempt: int
+
+
 async def submit_review(
     resources: Mapping[Any, Any], run_id: str, action: ReviewAction, reason: str, reviewer: str
-) -> RunReviewed:
+) -> Submitted:
     """Claim the run's block for this review and publish its ``RunReviewed`` (the Supervisor
     carries it out). ``resources`` is the application's (``request.config_dict``); ``reviewer``
     is the signed-in operator's subject. RecordMissing when the run does not exist, Conflict
@@ -39,7 +49,7 @@ async def submit_review(
         reviewer=reviewer,
     )
     claims = ReviewClaims(resources[POOL])
-    await claims.claim(reviewed, resources[SETTINGS].quota_reviews_per_run_hour)
+    step_id, attempt = await claims.claim(reviewed, resources[SETTINGS].quota_reviews_per_run_hour)
     publisher = tracing.RunTracePublisher(
         resources[PUBLISHER], resources[REPO].run_traceparent, "ingress"
     )
@@ -48,4 +58,4 @@ async def submit_review(
     except BaseException:
         await claims.release(reviewed)  # not published: another review may decide the block
         raise
-    return reviewed
+    return Submitted(reviewed, step_id, attempt)

@@ -137,7 +137,7 @@ async def review(request: web.Request, session: Session) -> web.StreamResponse:
         return refusal(request, 422, "The review was refused", text, back=back, session=session)
     reason = check_reason(request, form.value("reason"), back)
     try:
-        reviewed = await submit_review(
+        submitted = await submit_review(
             request.config_dict, run_id, action, reason, session.principal.subject
         )
     except RecordMissing as exc:
@@ -148,5 +148,8 @@ async def review(request: web.Request, session: Session) -> web.StreamResponse:
         answer = refusal(request, 429, "Too many reviews", str(exc), back=back, session=session)
         answer.headers["Retry-After"] = str(exc.retry_after_s)
         return answer
-    log.info("a review was sent from the console", extra={"run_id": run_id})
-    return see_other(f"{back}?review={reviewed.event_id}#review")
+    log.info(
+        "a review was sent from the console",
+        extra={"run_id": run_id, "step_id": submitted.step_id, "attempt": submitted.attempt},
+    )
+    return see_other(f"{back}?review={submitted.reviewed.event_id}#review")
