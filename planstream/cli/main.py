@@ -118,7 +118,7 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
 def _decide(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.cli import decide as decide_command
 
-    return decide_command.main(args.case)
+    return decide_command.main(args.case, settings.policy())  # PLANSTREAM_RULES_* apply
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,9 +10,11 @@ other spelling passes mypy. The checks return failures in catalogue order: upstr
 request, then ``decisions.audit_failures``.
 """
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Final, Literal, assert_never, get_args
 
 from planstream.domain.events import Failure, OutcomeBlockReason, Severity
@@ -76,6 +78,18 @@ class Policy:
     min_consistency_score: float = 0.5  # AUDIT_INCONSISTENT below this score
     max_failures: int = 5  # more failures than this block
     max_attempts: int = 3  # when a case does not say
+
+    @property
+    def version(self) -> str:
+        """The rules in force: ``RULES_VERSION`` with RULES.md's thresholds, else it and a
+        digest of the thresholds, so a decision records which ones it was made under (a replay
+        compares them). ``max_attempts`` is the retry budget, not a rule threshold."""
+        thresholds = {k: v for k, v in asdict(self).items() if k != "max_attempts"}
+        defaults = {k: v for k, v in asdict(Policy()).items() if k != "max_attempts"}
+        if thresholds == defaults:
+            return RULES_VERSION
+        text = json.dumps(thresholds, sort_keys=True)
+        return f"{RULES_VERSION}+{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,10 @@ async def hold_step(rt: Runtime, event: StepEvent, source: TopicSpec) -> HeldSte
     return HeldStep(run, work)
 
 
-def step_versions(prompt: str, model: str) -> Versions:
-    """What made a step's output: the Spaces schema and rules of this build, a prompt, a model."""
-    return Versions(spaces_schema=SPACES_VERSION, prompt=prompt, model=model, rules=RULES_VERSION)
+def step_versions(prompt: str, model: str, rules: str = RULES_VERSION) -> Versions:
+    """What made a step's output: the Spaces schema of this build, a prompt, a model, and the
+    rules in force (``Policy.version``: the catalogue and its thresholds)."""
+    return Versions(spaces_schema=SPACES_VERSION, prompt=prompt, model=model, rules=rules)
 
 
 async def store_by_digest(
