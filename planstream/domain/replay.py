@@ -6,17 +6,21 @@ up; it reads nothing and writes nothing, so the CLI, the console and the CI gate
 same numbers.
 """
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from typing import Final, Literal
 
 from planstream.domain.events import Decision, Failure, Severity
+from planstream.domain.ids import is_id
 
 __all__ = [
     "FailureKey",
     "ReplayMode",
     "ReplaySummary",
+    "Selection",
     "SeverityChange",
     "Side",
     "StepDiff",
@@ -27,6 +31,8 @@ __all__ = [
 ReplayMode = Literal["frozen", "live"]
 """``frozen`` reuses the recorded model answers (rules and decision code only); ``live`` asks
 the model again with today's prompts and models."""
+
+_BLOCK_REASON: Final = re.compile(r"[A-Z][A-Z0-9_]{2,47}|[a-z][a-z_]{2,47}")
 
 FailureKey = tuple[str, str | None]
 """A failure's identity across the two sides: its rule and the space it is about."""
@@ -187,3 +193,43 @@ def flip_gate(summary: ReplaySummary, max_flips: int) -> str | None:
         kinds = ", ".join(f"{kind} {count}" for kind, count in summary.flips.items())
         return f"{summary.flip_count} decisions flipped ({kinds}); at most {max_flips} allowed"
     return None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which recorded decisions a replay re-decides: runs, a time window on the decision, the
+    decision, its block reason, and at most ``limit`` attempts (newest runs first)."""
+
+    run_ids: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    decision: Decision | None = None
+    block_reason: str | None = None
+    limit: int = 100
+
+    def problem(self, max_limit: int) -> str | None:
+        """Why the selection is refused, or None."""
+        bad = [run for run in self.run_ids if not (is_id(run) and run.startswith("run_"))]
+        if bad:
+            return f"--run takes run ids (run_ + 32 hex digits); refused: {', '.join(bad[:3])}"
+        for name, moment in (("--since", self.since), ("--until", self.until)):
+            if moment is not None and moment.tzinfo is None:
+                return f"{name} needs a time zone (e.g. 2026-12-01T00:00:00+00:00)"
+        if self.since and self.until and self.since >= self.until:
+            return "--since must be before --until"
+        if self.block_reason is not None and not _BLOCK_REASON.fullmatch(self.block_reason):
+            return "--block-reason takes a rule name or an outcome (retry_budget_exhausted, …)"
+        if not 1 <= self.limit <= max_limit:
+            return f"--limit must be between 1 and {max_limit} (replay_max_attempts)"
+        return None
+
+    def as_json(self) -> dict[str, object]:
+        """The selection as ``pipeline_replays.selection`` keeps it."""
+        return {
+            "run_ids": list(self.run_ids),
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "decision": self.decision,
+            "block_reason": self.block_reason,
+            "limit": self.limit,
+        }

@@ -1,7 +1,9 @@
 """The decision diff: flips by kind, failures added and removed, severities, scores, the gate."""
 
+from datetime import UTC, datetime
+
 from planstream.domain.events import Failure, Severity
-from planstream.domain.replay import Side, StepDiff, flip_gate, summarise
+from planstream.domain.replay import Selection, Side, StepDiff, flip_gate, summarise
 
 
 def failure(rule: str, severity: Severity = "high", space: str | None = None) -> Failure:
@@ -91,3 +93,19 @@ def test_the_gate_fails_on_what_it_could_not_see() -> None:
     assert flip_gate(errored, 10) == "1 of 1 attempts could not be replayed"
     waiting = summarise([diff(side("proceed"), None)])
     assert flip_gate(waiting, 10) == "1 of 1 attempts are not replayed yet"
+
+
+def test_a_selection_names_what_it_refuses() -> None:
+    ok = Selection(run_ids=("run_" + "a" * 32,), limit=10)
+    assert ok.problem(max_limit=500) is None
+    assert "refused: run_x" in (Selection(run_ids=("run_x",)).problem(500) or "")
+    naive = Selection(since=datetime(2026, 12, 1))  # noqa: DTZ001 - the case refused
+    assert "time zone" in (naive.problem(500) or "")
+    backwards = Selection(
+        since=datetime(2026, 12, 2, tzinfo=UTC), until=datetime(2026, 12, 1, tzinfo=UTC)
+    )
+    assert backwards.problem(500) == "--since must be before --until"
+    assert "between 1 and 500" in (Selection(limit=501).problem(500) or "")
+    assert "--block-reason" in (Selection(block_reason="x; drop table").problem(500) or "")
+    assert Selection(block_reason="retry_budget_exhausted").problem(500) is None
+    assert ok.as_json()["run_ids"] == ["run_" + "a" * 32]
