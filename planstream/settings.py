@@ -135,6 +135,22 @@ class Settings(BaseModel):
         description="the sizes the image model makes (empty: any); renders are then resized",
     )
     model_concurrency: int = Field(default=64, ge=1, description="model calls in flight per worker")
+    replay_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=1_000,
+        description="events in flight per replay worker (python -m agents SERVICE --replay), so"
+        " replays never starve production",
+    )
+    replay_max_attempts: int = Field(
+        default=1_000, ge=1, le=100_000, description="recorded decisions one replay may re-decide"
+    )
+    replay_progress_poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often `planstream replay start` reads progress"
+    )
+    replay_retention_days: int = Field(
+        default=14, ge=1, le=3_650, description="`planstream replay purge --expired` deletes older"
+    )
     model_retry_after_cap_s: float = Field(default=30.0, ge=0)
     # The rate limiter before every model call (docs/model-protocol.md): requests and tokens per
     # minute per model, shared by every process through PostgreSQL. The defaults are OpenAI's

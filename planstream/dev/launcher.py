@@ -31,7 +31,7 @@ from planstream.adapters.kafka import ensure_topics
 from planstream.adapters.postgres.db import migrate
 from planstream.adapters.storage import Storage
 from planstream.dev.isolation import free_port
-from planstream.domain.service_names import WORKERS
+from planstream.domain.service_names import REPLAY_WORKERS, WORKERS
 from planstream.settings import ENV_PREFIX, Settings
 
 __all__ = [
@@ -44,6 +44,8 @@ __all__ = [
     "namespace_label",
     "planstream_argv",
     "prepare",
+    "replay_worker",
+    "replay_workers",
     "running",
     "serve_all",
     "service",
@@ -93,6 +95,16 @@ def ingress() -> Service:
 
 def worker(name: str) -> Service:
     return Service(name, planstream_argv("worker", name), "Ready")
+
+
+def replay_worker(name: str) -> Service:
+    """A worker in replay mode (docs/replay.md); its log is ``<name>-replay.log``."""
+    return Service(f"{name}-replay", planstream_argv("worker", name, "--replay"), "Ready")
+
+
+def replay_workers() -> list[Service]:
+    """Every worker a replay's attempts go through, in replay mode."""
+    return [replay_worker(name) for name in REPLAY_WORKERS]
 
 
 def service(name: str) -> Service:

@@ -46,6 +46,7 @@ __all__ = [
     "NOT_A_FLOOR_PLAN",
     "PIPELINE_RULES",
     "REJECTED_BY_REVIEWER",
+    "REPLAY_COST_CAP",
     "REQUEST_MISMATCH",
     "RETRY_BUDGET_EXHAUSTED",
     "RULES_VERSION",
@@ -248,6 +249,13 @@ IMAGE_ANIMATED: Final = Rule(
     "Upload the plan as one still image, not an animated PNG, WebP or GIF.",
 )
 
+# A replay's only: a live replay's model call that its cap (``--max-usd``) refused unmade.
+REPLAY_COST_CAP: Final = Rule(
+    "REPLAY_COST_CAP",
+    "critical",
+    "The replay spent its --max-usd cap; start it again with a higher cap or fewer runs.",
+)
+
 PIPELINE_RULES: Final[tuple[Rule, ...]] = (
     MODEL_UNAVAILABLE,
     MODEL_REFUSED,
@@ -256,6 +264,7 @@ PIPELINE_RULES: Final[tuple[Rule, ...]] = (
     IMAGE_TOO_LARGE,
     IMAGE_FORMAT_UNSUPPORTED,
     IMAGE_ANIMATED,
+    REPLAY_COST_CAP,
 )
 """The rules the pipeline adds to RULES.md's; ``decide`` never computes them."""
 ALL_RULES: Final[tuple[Rule, ...]] = CATALOGUE + PIPELINE_RULES

@@ -62,10 +62,12 @@ async def store_by_digest(
     suffix: str,
     content_type: str,
 ) -> str:
-    """Store ``data`` at ``runs/<run>/step-<step>/<name>-<sha256><suffix>`` and record it; the
-    same bytes always give the same object and artifact id."""
+    """Store ``data`` at ``<prefix>runs/<run>/step-<step>/<name>-<sha256><suffix>`` and record
+    it; the same bytes always give the same object and artifact id. The store's prefix is ''
+    in production and ``replays/<replay_id>/`` in a replay, so the recorded path is always
+    where the object is."""
     digest = hashlib.sha256(data).hexdigest()
-    path = f"runs/{event.run_id}/step-{event.step_id}/{name}-{digest}{suffix}"
+    path = f"{rt.storage.prefix}runs/{event.run_id}/step-{event.step_id}/{name}-{digest}{suffix}"
     await rt.storage.write(path, data, content_type)
     return await rt.repo.store_artifact(
         Artifact(

@@ -59,8 +59,9 @@ def test_the_rule_thresholds_are_settings_and_a_change_shows_in_the_rules_versio
     stricter = Settings.from_env({"PLANSTREAM_RULES_MAX_LOW_CONFIDENCE_SHARE": "0.2"})
     assert stricter.policy().max_low_confidence_share == 0.2
     assert stricter.policy().version.startswith(f"{RULES_VERSION}+")
-    assert stricter.policy().version != Settings.from_env(
-        {"PLANSTREAM_RULES_MAX_LOW_CONFIDENCE_SHARE": "0.3"}
-    ).policy().version
+    assert (
+        stricter.policy().version
+        != Settings.from_env({"PLANSTREAM_RULES_MAX_LOW_CONFIDENCE_SHARE": "0.3"}).policy().version
+    )
     # The retry budget is no rule threshold: it leaves the version alone.
     assert Settings.from_env({"PLANSTREAM_MAX_ATTEMPTS": "2"}).policy().version == RULES_VERSION
