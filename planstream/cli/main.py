@@ -125,7 +125,7 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.dev import launcher as services
 
-    services.serve_all(settings, settings.work_dir / "services")
+    services.serve_all(settings, settings.work_dir / "services", replay=args.with_replay)
     return 0
 
 
@@ -279,6 +279,9 @@ def _parser() -> argparse.ArgumentParser:
     schemas.set_defaults(handler=_schemas)
 
     up = sub.add_parser("up", help="the ingress and every worker, in the foreground")
+    up.add_argument(
+        "--with-replay", action="store_true", help="the replay workers too (docs/replay.md)"
+    )
     up.set_defaults(handler=_up)
 
     serve = sub.add_parser("serve", help="run the HTTP ingress")

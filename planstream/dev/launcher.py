@@ -240,16 +240,18 @@ def everything() -> list[Service]:
     return [ingress(), *(worker(name) for name in WORKERS)]
 
 
-def serve_all(settings: Settings, log_dir: Path) -> None:
-    """Prepare, then run the ingress and every worker until SIGINT or SIGTERM."""
+def serve_all(settings: Settings, log_dir: Path, *, replay: bool = False) -> None:
+    """Prepare, then run the ingress and every worker (and with ``replay`` the replay workers)
+    until SIGINT or SIGTERM."""
     asyncio.run(prepare(settings))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with running(settings, everything(), log_dir):
+    services = everything() + (replay_workers() if replay else [])
+    with running(settings, services, log_dir):
         print(
             f"ingress on http://{settings.ingress_host}:{settings.ingress_port}, "
-            f"{len(WORKERS)} workers; logs in {log_dir}; metrics targets in "
+            f"{len(services) - 1} workers; logs in {log_dir}; metrics targets in "
             f"{targets_dir(settings)}; Ctrl-C stops them",
             flush=True,
         )
