@@ -63,6 +63,11 @@ class Storage:
     def bucket(self) -> str:
         return self._settings.s3_bucket
 
+    @property
+    def prefix(self) -> str:
+        """Production's keys start with nothing (a replay's store says ``replays/<id>/``)."""
+        return ""
+
     async def start(self) -> None:
         s = self._settings
         session = aioboto3.Session(
@@ -149,6 +154,25 @@ class Storage:
             )
         except (ClientError, BotoCoreError, OSError) as exc:
             raise _translate(exc, f"object {key}") from None
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` (a purged replay's
+        ``replays/<id>/``); how many were deleted. An empty prefix is refused: it is the bucket."""
+        if not prefix.strip("/"):
+            raise ValueError("delete_prefix needs a prefix: an empty one is the whole bucket")
+        deleted = 0
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    await self._client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                    )
+                    deleted += len(keys)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, f"objects under {prefix}") from None
+        return deleted
 
     async def ensure_bucket(self) -> None:
         """Create the configured bucket if it does not exist."""

@@ -84,7 +84,9 @@ class ComparisonWorker:
                 failures=failures[:MAX_LISTED_FAILURES],
                 failure_count=len(failures),
                 model_calls=extracted.model_calls,
-                versions=step_versions(COMPARISON.version, rt.settings.model_text),
+                versions=step_versions(
+                    COMPARISON.version, rt.settings.model_text, self._policy.version
+                ),
             )
             await rt.publisher.publish(COMPARISON_COMPLETED, completed)
             crashpoint("comparison_worker.after_emit")

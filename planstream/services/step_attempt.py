@@ -46,9 +46,10 @@ async def hold_step(rt: Runtime, event: StepEvent, source: TopicSpec) -> HeldSte
     return HeldStep(run, work)
 
 
-def step_versions(prompt: str, model: str) -> Versions:
-    """What made a step's output: the Spaces schema and rules of this build, a prompt, a model."""
-    return Versions(spaces_schema=SPACES_VERSION, prompt=prompt, model=model, rules=RULES_VERSION)
+def step_versions(prompt: str, model: str, rules: str = RULES_VERSION) -> Versions:
+    """What made a step's output: the Spaces schema of this build, a prompt, a model, and the
+    rules in force (``Policy.version``: the catalogue and its thresholds)."""
+    return Versions(spaces_schema=SPACES_VERSION, prompt=prompt, model=model, rules=rules)
 
 
 async def store_by_digest(
@@ -61,10 +62,12 @@ async def store_by_digest(
     suffix: str,
     content_type: str,
 ) -> str:
-    """Store ``data`` at ``runs/<run>/step-<step>/<name>-<sha256><suffix>`` and record it; the
-    same bytes always give the same object and artifact id."""
+    """Store ``data`` at ``<prefix>runs/<run>/step-<step>/<name>-<sha256><suffix>`` and record
+    it; the same bytes always give the same object and artifact id. The store's prefix is ''
+    in production and ``replays/<replay_id>/`` in a replay, so the recorded path is always
+    where the object is."""
     digest = hashlib.sha256(data).hexdigest()
-    path = f"runs/{event.run_id}/step-{event.step_id}/{name}-{digest}{suffix}"
+    path = f"{rt.storage.prefix}runs/{event.run_id}/step-{event.step_id}/{name}-{digest}{suffix}"
     await rt.storage.write(path, data, content_type)
     return await rt.repo.store_artifact(
         Artifact(

@@ -106,7 +106,9 @@ class Supervisor:
                 audit_note=audited.note,
                 image_artifact_id=completed.image_artifact_id,
                 spaces_artifact_id=completed.spaces_artifact_id,
-                versions=step_versions(AUDIT.version, rt.settings.model_vision),
+                versions=step_versions(
+                    AUDIT.version, rt.settings.model_vision, self._policy.version
+                ),
             )
             await self._settle(decision, run, work)
             metrics.count_audit(audited.outcome, decision.consistency_score)

@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 import asyncpg
@@ -52,16 +53,24 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float | None = None
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    command_timeout: float | None = None,
+    setup: Callable[[asyncpg.pool.PoolConnectionProxy], Awaitable[None]] | None = None,
 ) -> asyncpg.Pool:
     """A pool whose connections decode json/jsonb to Python values; with ``command_timeout``
-    (``settings.db_timeout_s``), every statement that runs longer is cancelled (TimeoutError)."""
+    (``settings.db_timeout_s``), every statement that runs longer is cancelled (TimeoutError).
+    ``setup`` runs on every acquire (a replay's search_path: planstream.adapters.postgres.replays);
+    when it raises, the acquire fails and asyncpg closes that connection."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
         command_timeout=command_timeout,
+        setup=setup,
     )
     assert pool is not None
     return pool
