@@ -349,6 +349,12 @@ class JobLeases(Protocol):
         self, job: NewJob, *, worker_id: str, lease_s: float
     ) -> Lease | LeaseRefusal: ...
 
+    async def acquire_with_run(
+        self, job: NewJob, *, worker_id: str, lease_s: float
+    ) -> tuple[Run, Lease | LeaseRefusal] | None:
+        """``acquire`` and the job's run in one step (a step service's hold on its attempt);
+        None, with no job touched, when the run does not exist."""
+
     async def receive(self, job: NewJob) -> bool: ...
 
     async def renew(self, lease: Lease, lease_s: float) -> bool: ...

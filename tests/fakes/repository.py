@@ -92,18 +92,7 @@ class FakeRepository:
         )
 
     async def get_run(self, run_id: str) -> Run | None:
-        row = self._db.runs.get(run_id)
-        if row is None:
-            return None
-        return Run(
-            run_id=row.run_id,
-            upload_id=row.upload_id,
-            ratio=row.ratio,
-            quality_post_step4=row.quality_post_step4,
-            request_text=row.request_text,
-            status=row.status,
-            current_step=row.current_step,
-        )
+        return self._db.run(run_id)
 
     async def job_event(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
         """The topic and event a job was made from (kept for re-drives and retries)."""
