@@ -5,9 +5,10 @@ measured window, then a summary of where each one's CPU went.
 figure (the figures themselves are never taken while a sampler is attached) and writes, per
 process, py-spy's raw collapsed stacks (``<label>-<pid>.txt``: one ``frame;frame;… count`` line
 per stack, for flamegraph tools or speedscope) and ``summary.md``: the share of each process's
-busy samples by leaf function (self time) and by the package the leaf lives in. py-spy samples
-running threads only (a thread waiting in the selector or a socket read is idle, not counted)
-and reads the processes from outside without pausing them (``--nonblocking``).
+busy samples by the package they were spent for (the innermost frame outside the standard
+library: asyncio's socket write under asyncpg counts for asyncpg) and by leaf function. py-spy
+samples running threads only (a thread waiting in the selector or a socket read is idle, not
+counted) and reads the processes from outside without pausing them (``--nonblocking``).
 """
 
 import asyncio
@@ -57,21 +58,33 @@ def read_stacks(text: str) -> StackCounts:
 
 
 def _package(frame: str) -> str:
-    """Where a frame's code lives: a site-packages distribution, a planstream package, or the
-    standard library module; native frames (no file) as they are."""
+    """Where a frame's code lives: a planstream package, a standard library module, or a
+    third-party distribution. py-spy shortens a file to its path below ``sys.path``
+    (``asyncpg/pool.py``, ``selectors.py``); a full one is cut after ``site-packages``."""
     match = _FRAME.match(frame)
     if match is None:
         return frame
-    path = Path(match["file"])
-    parts = path.parts
+    parts = Path(match["file"]).parts
     if "site-packages" in parts:
-        after = parts[parts.index("site-packages") + 1 :]
-        return after[0].removesuffix(".py") if after else str(path)
-    for root in ("planstream", "agents", "topics"):
-        if root in parts:
-            inside = parts[parts.index(root) :]
-            return ".".join(inside[:2]).removesuffix(".py")
-    return f"stdlib {path.stem}" if path.suffix == ".py" else str(path)
+        parts = parts[parts.index("site-packages") + 1 :]
+    if not parts:
+        return match["file"]
+    top = parts[0].removesuffix(".py")
+    if top in ("planstream", "agents", "topics"):
+        return ".".join(part.removesuffix(".py") for part in parts[:2])
+    if top in sys.stdlib_module_names:
+        return f"stdlib {top}"
+    return top
+
+
+def _owner(stack: tuple[str, ...]) -> str:
+    """The package the work was done for: the innermost frame outside the standard library
+    (asyncio's socket write under asyncpg counts for asyncpg), else the leaf's module."""
+    for frame in reversed(stack):
+        package = _package(frame)
+        if not package.startswith("stdlib ") and not package.startswith("<"):
+            return package
+    return _package(stack[-1])
 
 
 def _leaf(frame: str) -> str:
@@ -87,7 +100,8 @@ def _shares(counts: Mapping[str, int], total: int) -> list[str]:
 
 
 def summarize(profiles: Mapping[str, StackCounts]) -> str:
-    """Markdown: per process, its busy samples by leaf function and by the leaf's package."""
+    """Markdown: per process, its busy samples by the package they were spent for and by leaf
+    function."""
     lines = ["# Sampling profile", ""]
     for label, stacks in sorted(profiles.items()):
         total = sum(stacks.values())
@@ -99,8 +113,8 @@ def summarize(profiles: Mapping[str, StackCounts]) -> str:
         packages: Counter[str] = Counter()
         for stack, count in stacks.items():
             leaves[_leaf(stack[-1])] += count
-            packages[_package(stack[-1])] += count
-        lines += ["| package of the leaf frame | share |", "|---|---|"]
+            packages[_owner(stack)] += count
+        lines += ["| spent for (innermost frame outside the stdlib) | share |", "|---|---|"]
         lines += [*_shares(packages, total), ""]
         lines += ["| leaf function (self time) | share |", "|---|---|"]
         lines += [*_shares(leaves, total), ""]
