@@ -1,10 +1,11 @@
 """Image I/O: check a step's images (exist, decode, fit the quality tier), then hand them on.
 
 For each step request it leases the step's job, reads every input image from storage (its size
-checked by a HEAD first, and again while it streams), checks its header before any pixel is
-decoded (format, frames, pixels, sides, aspect ratio, the quality band), decodes it once,
-records its real pixel size, digest and format, and caches a short-lived signed GET URL. An
-upload's checked bytes are first copied to an immutable key named by their digest, which the
+checked from the GET's length before the body is read, and again while it streams), checks its
+header before any pixel is decoded (format, frames, pixels, sides, aspect ratio, the quality
+band), checks the whole stream once (a PNG's structure, CRCs and inflated data; a JPEG or WebP
+decoded), records its real pixel size, digest and format, and caches a short-lived signed GET
+URL. An upload's checked bytes are first copied to an immutable key named by their digest, which the
 artifact then points at: the model and the render worker read what was checked, never what a
 client may have put on the upload key since. Then it publishes ``ImageReady`` with artifact ids
 only. Bad input becomes a ``StepFailed`` upstream failure for the Supervisor, never a crash.
