@@ -230,9 +230,10 @@ class FakeRepository:
             row.signed_url_cached, row.signed_url_expires_at = url, expires_at
 
     async def use_checked_copy(
-        self, artifact_id: str, storage_bucket: str, storage_path: str
+        self, artifact_id: str, storage_bucket: str, storage_path: str, metadata: dict[str, Any]
     ) -> None:
-        """Point the artifact at Image I/O's immutable copy; the old object's URL is dropped."""
+        """Point the artifact at Image I/O's immutable copy, the facts merged into its metadata;
+        the old object's URL is dropped."""
         row = self._db.artifacts.get(artifact_id)
         if row is None:
             return
@@ -243,6 +244,7 @@ class FakeRepository:
         ):
             raise FakeIntegrityError(f"an artifact of {storage_bucket}/{storage_path} exists")
         row.storage_bucket, row.storage_path = storage_bucket, storage_path
+        row.metadata = {**row.metadata, **jsonb(metadata)}
         row.signed_url_cached, row.signed_url_expires_at = None, None
 
     def _requested(self, run_id: str, request_key: str) -> JobRow | None:

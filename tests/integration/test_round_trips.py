@@ -42,8 +42,9 @@ from topics import COMPARISON_COMPLETED, IMAGE_READY, INFO_EXTRACTED, STEP_REQUE
 # artifact reads and writes; per model call its budget count, rate-limit reservation and
 # settlement, and its record as started then ended (F10); the Supervisor's claim of the next
 # step's route; the finish. Before issue 17: 18, 24, 24, 26 (asyncpg's reset query on every
-# release, the run read apart from the lease, two artifact reads, a three-statement finish).
-EXPECTED = {"image_io": 7, "info_worker": 11, "comparison_worker": 9, "supervisor": 10}
+# release, the run read apart from the lease, two artifact reads, a three-statement finish,
+# Image I/O's facts and its copy's key in two updates).
+EXPECTED = {"image_io": 6, "info_worker": 11, "comparison_worker": 9, "supervisor": 10}
 _POOL_SIZE = 4
 
 
