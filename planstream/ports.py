@@ -353,11 +353,12 @@ class Repository(Protocol):
     async def cache_signed_url(self, artifact_id: str, url: str, expires_at: datetime) -> None: ...
 
     async def use_checked_copy(
-        self, artifact_id: str, storage_bucket: str, storage_path: str
+        self, artifact_id: str, storage_bucket: str, storage_path: str, metadata: dict[str, Any]
     ) -> None:
         """The artifact's object is now ``storage_path`` in ``storage_bucket``: Image I/O's
         immutable copy of the bytes it checked, which every later reader gets; the cached
-        signed URL of the old object is dropped."""
+        signed URL of the old object is dropped, and ``metadata`` (the checked image's facts)
+        merged into the artifact's, as ``merge_artifact_metadata`` would, in the same write."""
 
 
 class JobLeases(Protocol):
@@ -366,6 +367,12 @@ class JobLeases(Protocol):
     async def acquire(
         self, job: NewJob, *, worker_id: str, lease_s: float
     ) -> Lease | LeaseRefusal: ...
+
+    async def acquire_with_run(
+        self, job: NewJob, *, worker_id: str, lease_s: float
+    ) -> tuple[Run, Lease | LeaseRefusal] | None:
+        """``acquire`` and the job's run in one step (a step service's hold on its attempt);
+        None, with no job touched, when the run does not exist."""
 
     async def receive(self, job: NewJob) -> bool: ...
 

@@ -158,7 +158,9 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.dev.bench import command
 
     profile = "quick" if args.quick else args.profile
-    return command.run_command(settings, profile=profile, out=args.out, only=args.only)
+    return command.run_command(
+        settings, profile=profile, out=args.out, only=args.only, sampling=args.sampling_profile
+    )
 
 
 def _model_server(args: argparse.Namespace, settings: Settings) -> int:
@@ -245,6 +247,16 @@ def _add_tools(sub: Any) -> None:
     bench.add_argument("--profile", choices=["full", "quick", "tiny"], default="full")
     bench.add_argument("--out", type=Path, default=Path("reports"), help="where the reports go")
     bench.add_argument("--only", default=None, help="comma-separated figures (default: all)")
+    bench.add_argument(
+        "--sampling-profile",
+        type=Path,
+        nargs="?",
+        const=Path(".planstream/bench/profiles"),
+        default=None,
+        metavar="DIR",
+        help="after the step-throughput figure, sample one more batch with py-spy: a profile "
+        "per process and summary.md under DIR/<run tag> (default .planstream/bench/profiles)",
+    )
     bench.set_defaults(handler=_bench)
 
 

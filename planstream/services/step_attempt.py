@@ -32,15 +32,16 @@ class HeldStep:
 async def hold_step(rt: Runtime, event: StepEvent, source: TopicSpec) -> HeldStep | None:
     """The step attempt's run and its job's lease, or None when the job is not ours to do.
 
-    The run is read before the lease is taken, so an event about an unknown run is refused
-    (``UnknownRun``, dead-lettered) without touching a job. Runs are never deleted and the
-    fields a service reads (quality tier, request text) never change, so this sees what reading
-    the run under the lease would.
+    One round trip reads the run and takes the lease (``Jobs.begin_with_run``); the job is only
+    touched when the run exists, so an event about an unknown run is refused (``UnknownRun``,
+    dead-lettered) without touching a job. The run is read in the lease's own snapshot: what
+    reading it under the lease would see (the fields a service reads, quality tier and request
+    text, never change anyway).
     """
-    run = await rt.repo.get_run(event.run_id)
-    if run is None:
+    taken = await rt.jobs.begin_with_run(event, source)
+    if taken is None:
         raise UnknownRun(f"run {event.run_id} does not exist")
-    work = await rt.jobs.begin(event, source)
+    run, work = taken
     if work is None:
         return None
     return HeldStep(run, work)

@@ -116,4 +116,7 @@ async def create_replay_pool(
         max_size=settings.db_pool_max if max_size is None else max_size,
         command_timeout=settings.db_timeout_s if command_timeout is None else command_timeout,
         setup=enter_replay,
+        # The session's search_path and the replay's shared lock: asyncpg's reset takes both
+        # off at the release (production's pools skip it: create_pool says why).
+        keep_session=False,
     )
