@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLANSTREAM := $(BIN)/planstream
 
 .PHONY: setup test test-unit test-integration lint schemas demo stack-up stack-down clean bench bench-quick \
-	chaos chaos-short tools chart-files dashboards screenshots
+	bench-profile chaos chaos-short tools chart-files dashboards screenshots
 
 # helm, for the chart checks of `make lint`: built from source through the Go module proxy into
 # Go's bin folder when it is missing (once, about 3 minutes; docs/deploy.md). HELM=... uses another.
@@ -72,6 +72,11 @@ bench: setup
 
 bench-quick: setup
 	$(PLANSTREAM) bench --quick
+
+# Where the CPU of a step-0 run goes: the quick step-throughput figure, then one more batch under
+# py-spy; a profile per process and summary.md in .planstream/bench/profiles/<run tag>/.
+bench-profile: setup
+	$(PLANSTREAM) bench --quick --only pipeline --sampling-profile
 
 # The fault suite (docs/reliability.md): real workers killed, paused, starved, fed bad input, the
 # invariants I1-I9 checked offline after each fault. `chaos` is the full profile and writes

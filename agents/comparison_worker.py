@@ -3,7 +3,6 @@
 from functools import partial
 
 from planstream.adapters.faust.app import PlanstreamApp
-from planstream.domain.rules import Policy
 from planstream.services.comparison_worker import SERVICE, ComparisonWorker
 from topics import INFO_EXTRACTED
 
@@ -13,8 +12,6 @@ __all__ = ["build"]
 def build(app: PlanstreamApp) -> None:
     @app.agent(app.event_topic(INFO_EXTRACTED), name=SERVICE, concurrency=1)
     async def comparison(stream):  # type: ignore[no-untyped-def]
-        service = ComparisonWorker(
-            await app.runtime(), Policy(max_attempts=app.settings.max_attempts)
-        )
+        service = ComparisonWorker(await app.runtime(), app.settings.policy())
         async for event in stream.events():
             await app.submit(event, partial(service.handle, event.value))

@@ -5,7 +5,6 @@ from functools import partial
 
 from planstream.adapters.composition import open_legacy_function
 from planstream.adapters.faust.app import PlanstreamApp
-from planstream.domain.rules import Policy
 from planstream.domain.service_names import LEGACY_BRIDGE
 from planstream.services.legacy_bridge import LegacyBridge
 from topics import LEGACY_REQUESTED
@@ -18,8 +17,6 @@ def build(app: PlanstreamApp) -> None:
     async def bridge(stream):  # type: ignore[no-untyped-def]
         function, close = await open_legacy_function(app.settings)
         app.on_close(close)
-        service = LegacyBridge(
-            await app.runtime(), function, Policy(max_attempts=app.settings.max_attempts)
-        )
+        service = LegacyBridge(await app.runtime(), function, app.settings.policy())
         async for event in stream.events():
             await app.submit(event, partial(service.handle, event.value))

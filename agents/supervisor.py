@@ -3,7 +3,6 @@
 from functools import partial
 
 from planstream.adapters.faust.app import PlanstreamApp
-from planstream.domain.rules import Policy
 from planstream.services.supervisor import SERVICE, Supervisor
 from topics import COMPARISON_COMPLETED, RUN_REVIEWED, STEP_FAILED
 
@@ -11,7 +10,7 @@ __all__ = ["build"]
 
 
 def build(app: PlanstreamApp) -> None:
-    policy = Policy(max_attempts=app.settings.max_attempts)
+    policy = app.settings.policy()
 
     @app.agent(app.event_topic(COMPARISON_COMPLETED), name=f"{SERVICE}-comparisons", concurrency=1)
     async def comparisons(stream):  # type: ignore[no-untyped-def]

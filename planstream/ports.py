@@ -25,6 +25,7 @@ from planstream.domain.errors import PermanentError, RetryableError
 from planstream.domain.events import Event, Failure, LegacyStepRequested
 from planstream.domain.rate_buckets import Bucket
 from planstream.domain.records import Artifact, Lease, LeaseRefusal, NewJob, Run
+from planstream.domain.replay import ReplayMode
 from planstream.domain.routing import FlagChange, Flags, Route
 from topics import TopicSpec
 
@@ -32,6 +33,7 @@ __all__ = [
     "ArtifactStore",
     "ChatAnswer",
     "Clock",
+    "CostCapReached",
     "ImageAnimated",
     "ImageAnswer",
     "ImageDimensionsRefused",
@@ -53,9 +55,14 @@ __all__ = [
     "ModelUnavailable",
     "ObjectMissing",
     "ObjectTooLarge",
+    "OriginalDecision",
     "Publisher",
     "Purpose",
     "RateLimiter",
+    "RecordedAnswers",
+    "RecordedCall",
+    "ReplayLedger",
+    "ReplayTerms",
     "Repository",
     "Routes",
 ]
@@ -83,6 +90,10 @@ class ModelUnavailable(RetryableError):
 
 class ModelRefused(PermanentError):
     """The model (or its server) refused the request; repeating it cannot help."""
+
+
+class CostCapReached(ModelRefused):
+    """A live replay's cost cap refused the call before it was made (``REPLAY_COST_CAP``)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,7 @@ class ModelCall:
     error: str | None
     transport_attempt: int = 1  # 1: a call of the step's budget; 2..: its retry after a 429/5xx
     waited_ms: int = 0  # how long it waited for the rate limiter before it was made
+    answer: str | None = None  # an answered chat call's content, capped (what a replay reuses)
 
 
 class ModelCallLog(Protocol):
@@ -203,6 +215,12 @@ class ArtifactStore(Protocol):
 
     @property
     def bucket(self) -> str: ...
+
+    @property
+    def prefix(self) -> str:
+        """What the keys this store's writers make start with: '' in production,
+        ``replays/<replay_id>/`` for a replay's writes (``step_attempt.store_by_digest``)."""
+        ...
 
     async def read(self, bucket: str, key: str, max_bytes: int) -> bytes: ...
 
@@ -335,11 +353,12 @@ class Repository(Protocol):
     async def cache_signed_url(self, artifact_id: str, url: str, expires_at: datetime) -> None: ...
 
     async def use_checked_copy(
-        self, artifact_id: str, storage_bucket: str, storage_path: str
+        self, artifact_id: str, storage_bucket: str, storage_path: str, metadata: dict[str, Any]
     ) -> None:
         """The artifact's object is now ``storage_path`` in ``storage_bucket``: Image I/O's
         immutable copy of the bytes it checked, which every later reader gets; the cached
-        signed URL of the old object is dropped."""
+        signed URL of the old object is dropped, and ``metadata`` (the checked image's facts)
+        merged into the artifact's, as ``merge_artifact_metadata`` would, in the same write."""
 
 
 class JobLeases(Protocol):
@@ -348,6 +367,12 @@ class JobLeases(Protocol):
     async def acquire(
         self, job: NewJob, *, worker_id: str, lease_s: float
     ) -> Lease | LeaseRefusal: ...
+
+    async def acquire_with_run(
+        self, job: NewJob, *, worker_id: str, lease_s: float
+    ) -> tuple[Run, Lease | LeaseRefusal] | None:
+        """``acquire`` and the job's run in one step (a step service's hold on its attempt);
+        None, with no job touched, when the run does not exist."""
 
     async def receive(self, job: NewJob) -> bool: ...
 
@@ -455,3 +480,91 @@ class LegacyFunction(Protocol):
     inside (the bridge spends the step's budget)."""
 
     async def run_step(self, request: LegacyStepRequested) -> LegacyAnswer: ...
+
+
+# --- replays: the same services re-deciding recorded step attempts (docs/replay.md) ---------
+
+
+@dataclass(frozen=True)
+class ReplayTerms:
+    """What a replay was started with, from its registry row: its mode and its cap in USD
+    (None: no cap). Neither changes while it runs."""
+
+    mode: ReplayMode
+    max_usd: float | None
+
+
+class ReplayLedger(Protocol):
+    """A replay's records as its workers keep them: its terms and status, its cost, and how
+    each selected attempt went (the caller works for ``replay_id``)."""
+
+    async def terms(self, replay_id: str) -> ReplayTerms | None: ...
+
+    async def status(self, replay_id: str) -> str | None:
+        """``running``, ``completed``, ``cancelled``, ``failed``, ``purged``; None: unknown."""
+        ...
+
+    async def spent(self, replay_id: str) -> float: ...
+
+    async def reserve(self, replay_id: str, usd: float) -> bool:
+        """Add ``usd`` to the replay's cost if that stays within its cap, atomically."""
+        ...
+
+    async def add_cost(self, replay_id: str, usd: float) -> None:
+        """Add ``usd`` to the replay's cost (negative: give back part of a reservation)."""
+        ...
+
+    async def mark_attempt(
+        self,
+        replay_id: str,
+        run_id: str,
+        step_id: int,
+        attempt: int,
+        status: str,
+        error: str | None = None,
+    ) -> None:
+        """The attempt is ``decided``, ``failed`` (``error`` says why) or ``cancelled``."""
+        ...
+
+    async def note_reconstructed(
+        self, replay_id: str, run_id: str, step_id: int, attempt: int
+    ) -> None:
+        """A frozen answer of the attempt was rebuilt from stored results, not recorded."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """How production's model call of one step attempt and purpose ended: the last transport
+    try that got an answer, else the last one made. ``content`` is None for a call made before
+    answers were recorded (or one whose answer had no content)."""
+
+    outcome: str
+    content: str | None
+    finish_reason: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class OriginalDecision:
+    """What production's Supervisor recorded for one step attempt: its audit and failures."""
+
+    consistency_score: float | None
+    contradictions: tuple[str, ...]
+    failures: tuple[Failure, ...]
+
+
+class RecordedAnswers(Protocol):
+    """Production's records of a step attempt, read-only: what a frozen replay answers from."""
+
+    async def call(
+        self, run_id: str, step_id: int, attempt: int, purpose: Purpose
+    ) -> RecordedCall | None: ...
+
+    async def decision(self, run_id: str, step_id: int, attempt: int) -> OriginalDecision | None:
+        """The Supervisor's decision of the step attempt (not a reviewer's), if recorded."""
+        ...
+
+    async def spaces_artifact(self, run_id: str, step_id: int, attempt: int) -> Artifact | None:
+        """The Spaces document the Info Worker stored for the step attempt, if it did."""
+        ...

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from planstream.domain.errors import ConfigurationError
+from planstream.domain.rules import Policy
 from planstream.domain.steps import DEFAULT_STEPS, LAST_STEP, StepSpec
 
 __all__ = ["ENV_PREFIX", "Settings"]
@@ -134,6 +135,22 @@ class Settings(BaseModel):
         description="the sizes the image model makes (empty: any); renders are then resized",
     )
     model_concurrency: int = Field(default=64, ge=1, description="model calls in flight per worker")
+    replay_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=1_000,
+        description="events in flight per replay worker (python -m agents SERVICE --replay), so"
+        " replays never starve production",
+    )
+    replay_max_attempts: int = Field(
+        default=1_000, ge=1, le=100_000, description="recorded decisions one replay may re-decide"
+    )
+    replay_progress_poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often `planstream replay start` reads progress"
+    )
+    replay_retention_days: int = Field(
+        default=14, ge=1, le=3_650, description="`planstream replay purge --expired` deletes older"
+    )
     model_retry_after_cap_s: float = Field(default=30.0, ge=0)
     # The rate limiter before every model call (docs/model-protocol.md): requests and tokens per
     # minute per model, shared by every process through PostgreSQL. The defaults are OpenAI's
@@ -369,6 +386,42 @@ class Settings(BaseModel):
     signed_url_ttl_s: int = Field(default=600, ge=30, le=3_600)
     signed_url_refresh_margin_s: int = Field(default=120, ge=5)
 
+    # RULES.md's thresholds (planstream.domain.rules.Policy); a change is recorded in every
+    # decision's rules version, and `planstream replay` shows what it flips (docs/replay.md).
+    rules_low_confidence_below: float = Field(
+        default=Policy.low_confidence_below,
+        ge=0.0,
+        le=1.0,
+        description="a space with a lower confidence counts as low-confidence",
+    )
+    rules_max_low_confidence_share: float = Field(
+        default=Policy.max_low_confidence_share,
+        ge=0.0,
+        le=1.0,
+        description="LOW_CONFIDENCE_RATIO fires above this share of low-confidence spaces",
+    )
+    rules_max_ambiguous_share: float = Field(
+        default=Policy.max_ambiguous_share,
+        ge=0.0,
+        le=1.0,
+        description="AMBIGUOUS_RATIO fires above this share of ambiguous spaces",
+    )
+    rules_min_spaces: int = Field(
+        default=Policy.min_spaces, ge=0, le=1_000, description="TOO_FEW_SPACES below this count"
+    )
+    rules_min_consistency_score: float = Field(
+        default=Policy.min_consistency_score,
+        ge=0.0,
+        le=1.0,
+        description="AUDIT_INCONSISTENT below this audit score",
+    )
+    rules_max_failures: int = Field(
+        default=Policy.max_failures,
+        ge=0,
+        le=100,
+        description="a step with more failures than this is blocked",
+    )
+
     # Work, leases and retries.
     lease_s: int = Field(default=300, ge=5)
     max_attempts: int = Field(default=3, ge=1, le=10)
@@ -530,6 +583,18 @@ class Settings(BaseModel):
         if len(steps) != len(expected) or kinds != expected:
             raise ValueError("the step catalogue lists steps 0-6 once each: 0 analysis, 1-6 render")
         return tuple(sorted(steps, key=lambda step: step.step_id))
+
+    def policy(self) -> Policy:
+        """RULES.md's thresholds as configured, with the retry budget."""
+        return Policy(
+            low_confidence_below=self.rules_low_confidence_below,
+            max_low_confidence_share=self.rules_max_low_confidence_share,
+            max_ambiguous_share=self.rules_max_ambiguous_share,
+            min_spaces=self.rules_min_spaces,
+            min_consistency_score=self.rules_min_consistency_score,
+            max_failures=self.rules_max_failures,
+            max_attempts=self.max_attempts,
+        )
 
     @property
     def dsn(self) -> str:

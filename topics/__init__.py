@@ -22,6 +22,7 @@ __all__ = [
     "INFO_REQUESTED",
     "LEGACY_REQUESTED",
     "RENDER_REQUESTED",
+    "REPLAY_FAMILY",
     "RUN_BLOCKED",
     "RUN_COMPLETED",
     "RUN_REVIEWED",
@@ -29,6 +30,7 @@ __all__ = [
     "STEP_REQUESTED",
     "TopicSpec",
     "by_name",
+    "replay_twin",
 ]
 
 DAY_MS: Final = 24 * 60 * 60 * 1000
@@ -106,6 +108,28 @@ DEAD_LETTER = TopicSpec(
     retention_ms=30 * DAY_MS,
 )
 
+REPLAY_PREFIX: Final = "planstream.replay."
+
+
+def replay_twin(spec: TopicSpec) -> TopicSpec:
+    """The replay family's topic for a step topic: the same key, model and partitions under
+    ``planstream.replay.``, kept a day (docs/replay.md). Its events carry a ``replay_id``."""
+    stem = spec.name.removeprefix("planstream.")
+    return TopicSpec(
+        f"{REPLAY_PREFIX}{stem}",
+        spec.value_model,
+        f"replay: {spec.description}",
+        retention_ms=DAY_MS,
+    )
+
+
+REPLAY_FAMILY: Final[tuple[TopicSpec, ...]] = tuple(
+    replay_twin(spec)
+    for spec in (INFO_REQUESTED, STEP_FAILED, INFO_EXTRACTED, COMPARISON_COMPLETED, DECISION_MADE)
+)
+"""The step topics a replay's attempts travel through, from the Info Worker's request to the
+Supervisor's decision (a replay re-decides recorded attempts: no upload, no render)."""
+
 CATALOGUE: Final[tuple[TopicSpec, ...]] = (
     STEP_REQUESTED,
     IMAGE_READY,
@@ -120,6 +144,7 @@ CATALOGUE: Final[tuple[TopicSpec, ...]] = (
     RENDER_REQUESTED,
     LEGACY_REQUESTED,
     DEAD_LETTER,
+    *REPLAY_FAMILY,
 )
 
 

@@ -2,9 +2,11 @@
 
 Size, format, frame count and orientation come from the header (Pillow's ``Image.open`` is
 lazy), and every limit is checked there: only PNG, JPEG and WebP decoders ever see the bytes,
-and a bomb, an animation or an extreme size is refused before any pixel is decoded. The pixels
-are then decoded once (so a truncated or corrupt image is refused), a JPEG at 1/8 scale, which
-reads its whole entropy-coded stream at a fraction of the cost. The upright size is computed
+and a bomb, an animation or an extreme size is refused before any pixel is decoded. The whole
+stream is then checked once (so a truncated or corrupt image is refused): a PNG by its chunk
+structure, CRCs and inflated image data (``planstream.adapters.png``, no pixel decoded), a JPEG
+by a decode at 1/8 scale, which reads its whole entropy-coded stream at a fraction of the cost,
+a WebP by a full decode. The upright size is computed
 from the orientation, never by transposing the pixels. Pillow is CPU work, not I/O; the caller
 runs it off the event loop.
 """
@@ -16,6 +18,7 @@ from dataclasses import replace
 
 from PIL import Image, UnidentifiedImageError
 
+from planstream.adapters.png import verify_png
 from planstream.ports import (
     ImageAnimated,
     ImageDimensionsRefused,
@@ -42,13 +45,28 @@ def upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     return width, height
 
 
-def _decode(image: Image.Image) -> None:
-    """Decode every pixel once, so a truncated or corrupt stream raises; nothing is kept."""
+def _checked_orientation(image: Image.Image, data: bytes) -> int:
+    """Check the whole stream once, so a truncated or corrupt image raises (nothing is kept),
+    and read the EXIF orientation. A PNG's structure, CRCs and inflated data are checked without
+    decoding a pixel, and its ``eXIf`` chunk read from there (Pillow's ``getexif`` would decode
+    the pixels to look for one after the data); a JPEG is decoded at 1/8 scale, a WebP in full."""
+    if image.format == "PNG":
+        exif = Image.Exif()
+        found = verify_png(data).exif
+        if found is not None:
+            exif.load(found)
+        return _orientation(exif)
+    orientation = _orientation(image.getexif())
     if image.format == "JPEG":
         width, height = image.size
         size = (max(1, width // _JPEG_DRAFT_SCALE), max(1, height // _JPEG_DRAFT_SCALE))
         image.draft(image.mode, size)
     image.load()
+    return orientation
+
+
+def _orientation(exif: Image.Exif) -> int:
+    return int(exif.get(_EXIF_ORIENTATION, 1))
 
 
 def _format_name(data: bytes) -> str | None:
@@ -88,7 +106,8 @@ def _check_header(image: Image.Image, facts: ImageFacts, limits: ImageLimits) ->
 
 def inspect_image(data: bytes, limits: ImageLimits) -> ImageFacts:
     """Measure ``data`` from its header, refusing what ``limits`` and the accepted formats
-    forbid before any pixel is decoded, then decode it once (so truncation is caught)."""
+    forbid before any pixel is decoded, then check the whole stream once (so truncation and
+    corruption are caught)."""
     digest = hashlib.sha256(data).hexdigest()
     try:
         with warnings.catch_warnings():
@@ -97,8 +116,7 @@ def inspect_image(data: bytes, limits: ImageLimits) -> ImageFacts:
             with Image.open(io.BytesIO(data), formats=_ACCEPTED_FORMATS) as image:
                 facts = _header(image, data, digest)
                 _check_header(image, facts, limits)
-                orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
-                _decode(image)
+                orientation = _checked_orientation(image, data)
     except ImageUnreadable:
         raise
     except Image.DecompressionBombError as exc:

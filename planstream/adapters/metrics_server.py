@@ -3,7 +3,8 @@
 A small aiohttp server on ``metrics_host:metrics_port`` (off when the port is 0), in the
 process's own event loop: if that loop is wedged, the probe gets no answer at all, which a
 liveness probe counts as a failure too. ``/metrics`` is the Prometheus text format of the
-default registry (``planstream.services.metrics`` and the client's process collectors);
+default registry (``planstream.services.metrics`` and the client's process collectors; a
+replay process's every series labelled ``mode="replay"``);
 ``/healthz`` is 200 while the process's ``Liveness`` saw progress within ``liveness_s``, 503
 after; a process that has none to give (the ingress) is live while its loop answers. Outside
 the API: no authentication, no ``/v1``, not on the ingress's port.
@@ -55,7 +56,7 @@ _LIVENESS = web.AppKey("liveness", Liveness)
 
 async def _metrics(request: web.Request) -> web.Response:
     return web.Response(
-        body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        body=generate_latest(metrics.exposed()), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 

@@ -3,8 +3,9 @@
 An upload is a presigned POST whose policy fixes the key, the exact content type and a size of
 1 to ``max_upload_bytes``, for ``upload_url_ttl_s``: S3 refuses anything else. Not every
 S3-compatible store checks a POST policy (moto, the local stack's, does not), so a read is
-bounded on its own as well: by the HEAD's size before the GET, then by counting the body while
-it streams (the object may be replaced in between).
+bounded on its own as well, in one request: by the GET's ``Content-Length`` before a byte of the
+body is read (an object over the cap is refused and its connection closed unread), then by
+counting the body while it streams.
 """
 
 import logging
@@ -62,6 +63,11 @@ class Storage:
     @property
     def bucket(self) -> str:
         return self._settings.s3_bucket
+
+    @property
+    def prefix(self) -> str:
+        """Production's keys start with nothing (a replay's store says ``replays/<id>/``)."""
+        return ""
 
     async def start(self) -> None:
         s = self._settings
@@ -128,14 +134,11 @@ class Storage:
         )
 
     async def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
-        """The object's bytes, refusing one larger than ``max_bytes`` before downloading it
-        (HEAD), and again while it streams if it grew meanwhile (never more is held)."""
+        """The object's bytes from one GET, refusing one larger than ``max_bytes`` from its
+        ``Content-Length`` before reading the body, and again while the body streams if it
+        is longer than declared (never more is held)."""
         what = f"object {key}"
         try:
-            head = await self._client.head_object(Bucket=bucket, Key=key)
-            size = int(head["ContentLength"])
-            if size > max_bytes:
-                raise ObjectTooLarge(f"{what} has {size} bytes, over the {max_bytes} limit")
             response = await self._client.get_object(Bucket=bucket, Key=key)
             return await _bounded(response, max_bytes, what)
         except (ClientError, BotoCoreError, OSError) as exc:
@@ -150,6 +153,25 @@ class Storage:
         except (ClientError, BotoCoreError, OSError) as exc:
             raise _translate(exc, f"object {key}") from None
 
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` (a purged replay's
+        ``replays/<id>/``); how many were deleted. An empty prefix is refused: it is the bucket."""
+        if not prefix.strip("/"):
+            raise ValueError("delete_prefix needs a prefix: an empty one is the whole bucket")
+        deleted = 0
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    await self._client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                    )
+                    deleted += len(keys)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, f"objects under {prefix}") from None
+        return deleted
+
     async def ensure_bucket(self) -> None:
         """Create the configured bucket if it does not exist."""
         try:
@@ -159,10 +181,11 @@ class Storage:
 
 
 async def _bounded(response: dict[str, Any], max_bytes: int, what: str) -> bytes:
-    """The body of a GetObject ``response``, read in chunks and refused past ``max_bytes``
-    (aiobotocore never decompresses a body, so what is counted is what is held)."""
-    body = response["Body"]  # a StreamingBody; ``async with`` closes the connection under it
-    async with body:
+    """The body of a GetObject ``response``, refused unread when its declared length is over
+    ``max_bytes``, else read in chunks and refused past ``max_bytes`` (aiobotocore never
+    decompresses a body, so what is counted is what is held)."""
+    body = response["Body"]  # a StreamingBody; leaving ``async with`` with the body unread
+    async with body:  # closes its connection instead of returning it to the pool
         declared = int(response.get("ContentLength") or 0)
         if declared > max_bytes:
             raise ObjectTooLarge(f"{what} has {declared} bytes, over the {max_bytes} limit")

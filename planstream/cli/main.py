@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from planstream.cli import console, flags, tokens
+from planstream.cli import console, flags, replay, tokens
 from planstream.credentials import check_secrets
 from planstream.domain.errors import PlanstreamError
-from planstream.domain.service_names import WORKERS
+from planstream.domain.service_names import REPLAY_WORKERS, WORKERS
 from planstream.settings import ENV_PREFIX, Settings
 
 __all__ = ["DEV_COMMANDS", "main"]
@@ -82,7 +82,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     # The Faust glue lives in the top-level `agents` package, which planstream never imports.
-    os.execv(sys.executable, [sys.executable, "-m", "agents", args.service])  # noqa: S606
+    mode = ["--replay"] if args.replay else []
+    os.execv(sys.executable, [sys.executable, "-m", "agents", args.service, *mode])  # noqa: S606
 
 
 def _runs(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,13 +119,13 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
 def _decide(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.cli import decide as decide_command
 
-    return decide_command.main(args.case)
+    return decide_command.main(args.case, settings.policy())  # PLANSTREAM_RULES_* apply
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.dev import launcher as services
 
-    services.serve_all(settings, settings.work_dir / "services")
+    services.serve_all(settings, settings.work_dir / "services", replay=args.with_replay)
     return 0
 
 
@@ -157,7 +158,9 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from planstream.dev.bench import command
 
     profile = "quick" if args.quick else args.profile
-    return command.run_command(settings, profile=profile, out=args.out, only=args.only)
+    return command.run_command(
+        settings, profile=profile, out=args.out, only=args.only, sampling=args.sampling_profile
+    )
 
 
 def _model_server(args: argparse.Namespace, settings: Settings) -> int:
@@ -244,6 +247,16 @@ def _add_tools(sub: Any) -> None:
     bench.add_argument("--profile", choices=["full", "quick", "tiny"], default="full")
     bench.add_argument("--out", type=Path, default=Path("reports"), help="where the reports go")
     bench.add_argument("--only", default=None, help="comma-separated figures (default: all)")
+    bench.add_argument(
+        "--sampling-profile",
+        type=Path,
+        nargs="?",
+        const=Path(".planstream/bench/profiles"),
+        default=None,
+        metavar="DIR",
+        help="after the step-throughput figure, sample one more batch with py-spy: a profile "
+        "per process and summary.md under DIR/<run tag> (default .planstream/bench/profiles)",
+    )
     bench.set_defaults(handler=_bench)
 
 
@@ -278,6 +291,9 @@ def _parser() -> argparse.ArgumentParser:
     schemas.set_defaults(handler=_schemas)
 
     up = sub.add_parser("up", help="the ingress and every worker, in the foreground")
+    up.add_argument(
+        "--with-replay", action="store_true", help="the replay workers too (docs/replay.md)"
+    )
     up.set_defaults(handler=_up)
 
     serve = sub.add_parser("serve", help="run the HTTP ingress")
@@ -290,10 +306,16 @@ def _parser() -> argparse.ArgumentParser:
         "service",
         choices=WORKERS,
     )
+    worker.add_argument(
+        "--replay",
+        action="store_true",
+        help=f"replay mode, for {', '.join(REPLAY_WORKERS)} (docs/replay.md)",
+    )
     worker.set_defaults(handler=_worker)
 
     _add_runs(sub)
     flags.add_parser(sub)
+    replay.add_parser(sub)
     tokens.add_parser(sub)
     console.add_parser(sub)
 

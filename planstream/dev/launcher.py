@@ -31,7 +31,7 @@ from planstream.adapters.kafka import ensure_topics
 from planstream.adapters.postgres.db import migrate
 from planstream.adapters.storage import Storage
 from planstream.dev.isolation import free_port
-from planstream.domain.service_names import WORKERS
+from planstream.domain.service_names import REPLAY_WORKERS, WORKERS
 from planstream.settings import ENV_PREFIX, Settings
 
 __all__ = [
@@ -44,6 +44,8 @@ __all__ = [
     "namespace_label",
     "planstream_argv",
     "prepare",
+    "replay_worker",
+    "replay_workers",
     "running",
     "serve_all",
     "service",
@@ -93,6 +95,16 @@ def ingress() -> Service:
 
 def worker(name: str) -> Service:
     return Service(name, planstream_argv("worker", name), "Ready")
+
+
+def replay_worker(name: str) -> Service:
+    """A worker in replay mode (docs/replay.md); its log is ``<name>-replay.log``."""
+    return Service(f"{name}-replay", planstream_argv("worker", name, "--replay"), "Ready")
+
+
+def replay_workers() -> list[Service]:
+    """Every worker a replay's attempts go through, in replay mode."""
+    return [replay_worker(name) for name in REPLAY_WORKERS]
 
 
 def service(name: str) -> Service:
@@ -228,16 +240,18 @@ def everything() -> list[Service]:
     return [ingress(), *(worker(name) for name in WORKERS)]
 
 
-def serve_all(settings: Settings, log_dir: Path) -> None:
-    """Prepare, then run the ingress and every worker until SIGINT or SIGTERM."""
+def serve_all(settings: Settings, log_dir: Path, *, replay: bool = False) -> None:
+    """Prepare, then run the ingress and every worker (and with ``replay`` the replay workers)
+    until SIGINT or SIGTERM."""
     asyncio.run(prepare(settings))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with running(settings, everything(), log_dir):
+    services = everything() + (replay_workers() if replay else [])
+    with running(settings, services, log_dir):
         print(
             f"ingress on http://{settings.ingress_host}:{settings.ingress_port}, "
-            f"{len(WORKERS)} workers; logs in {log_dir}; metrics targets in "
+            f"{len(services) - 1} workers; logs in {log_dir}; metrics targets in "
             f"{targets_dir(settings)}; Ctrl-C stops them",
             flush=True,
         )

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from planstream.domain.guards import find_smuggling
-from planstream.domain.ids import ArtifactId, EventId, IdempotencyKey, JobId, RunId
+from planstream.domain.ids import ArtifactId, EventId, IdempotencyKey, JobId, ReplayId, RunId
 from planstream.domain.principals import SUBJECT_PATTERN
 from planstream.domain.service_names import ServiceName
 from planstream.domain.steps import LAST_STEP
@@ -108,6 +108,10 @@ class Event(_Frozen):
     occurred_at: AwareDatetime
     versions: Versions | None = Field(
         default=None, description="what produced the event, where a model or the rules did"
+    )
+    replay_id: ReplayId | None = Field(
+        default=None,
+        description="the replay the event belongs to: set on planstream.replay.* topics only",
     )
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "IdPrefix",
     "IdempotencyKey",
     "JobId",
+    "ReplayId",
     "RunId",
     "UploadId",
     "is_id",
@@ -22,8 +23,8 @@ __all__ = [
     "new_id",
 ]
 
-IdPrefix = Literal["run", "upl", "job", "art", "evt", "dec"]
-ID_PREFIXES: Final = ("run", "upl", "job", "art", "evt", "dec")
+IdPrefix = Literal["run", "upl", "job", "art", "evt", "dec", "rpl"]
+ID_PREFIXES: Final = ("run", "upl", "job", "art", "evt", "dec", "rpl")
 
 
 RunId = Annotated[str, StringConstraints(pattern=r"^run_[0-9a-f]{32}$")]
@@ -31,6 +32,7 @@ UploadId = Annotated[str, StringConstraints(pattern=r"^upl_[0-9a-f]{32}$")]
 JobId = Annotated[str, StringConstraints(pattern=r"^job_[0-9a-f]{32}$")]
 ArtifactId = Annotated[str, StringConstraints(pattern=r"^art_[0-9a-f]{32}$")]
 EventId = Annotated[str, StringConstraints(pattern=r"^evt_[0-9a-f]{32}$")]
+ReplayId = Annotated[str, StringConstraints(pattern=r"^rpl_[0-9a-f]{32}$")]
 
 # A caller's idempotency key: short and plain (UUIDs, ULIDs, "run-42-step-0" all fit). Whether it
 # smuggles data (base64, a URL) is checked separately by planstream.domain.guards, with a reason.
@@ -48,7 +50,7 @@ IdempotencyKey = Annotated[
     str, StringConstraints(pattern=IDEMPOTENCY_KEY_PATTERN), AfterValidator(_no_smuggling)
 ]
 
-_ANY_ID = re.compile(r"^(run|upl|job|art|evt|dec)_[0-9a-f]{32}$")
+_ANY_ID = re.compile(r"^(run|upl|job|art|evt|dec|rpl)_[0-9a-f]{32}$")
 
 
 def new_id(prefix: IdPrefix) -> str:

@@ -10,9 +10,11 @@ other spelling passes mypy. The checks return failures in catalogue order: upstr
 request, then ``decisions.audit_failures``.
 """
 
+import hashlib
+import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from typing import Final, Literal, assert_never, get_args
 
 from planstream.domain.events import Failure, OutcomeBlockReason, Severity
@@ -27,6 +29,7 @@ __all__ = [
     "BBOX_OUT_OF_BOUNDS",
     "BLOCK_REASONS",
     "CATALOGUE",
+    "DOCUMENT_CHECKS",
     "DUPLICATE_SPACE_IDS",
     "HABITABLE_WITHOUT_FURNISHINGS",
     "IMAGE_ANIMATED",
@@ -43,6 +46,7 @@ __all__ = [
     "NOT_A_FLOOR_PLAN",
     "PIPELINE_RULES",
     "REJECTED_BY_REVIEWER",
+    "REPLAY_COST_CAP",
     "REQUEST_MISMATCH",
     "RETRY_BUDGET_EXHAUSTED",
     "RULES_VERSION",
@@ -50,6 +54,7 @@ __all__ = [
     "TOO_FEW_SPACES",
     "TOO_MANY_FAILURES",
     "WORKER_LOST",
+    "DocumentCheck",
     "Mismatch",
     "MismatchSeverity",
     "Policy",
@@ -76,6 +81,18 @@ class Policy:
     min_consistency_score: float = 0.5  # AUDIT_INCONSISTENT below this score
     max_failures: int = 5  # more failures than this block
     max_attempts: int = 3  # when a case does not say
+
+    @property
+    def version(self) -> str:
+        """The rules in force: ``RULES_VERSION`` with RULES.md's thresholds, else it and a
+        digest of the thresholds, so a decision records which ones it was made under (a replay
+        compares them). ``max_attempts`` is the retry budget, not a rule threshold."""
+        thresholds = {k: v for k, v in asdict(self).items() if k != "max_attempts"}
+        defaults = {k: v for k, v in asdict(Policy()).items() if k != "max_attempts"}
+        if thresholds == defaults:
+            return RULES_VERSION
+        text = json.dumps(thresholds, sort_keys=True)
+        return f"{RULES_VERSION}+{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -232,6 +249,13 @@ IMAGE_ANIMATED: Final = Rule(
     "Upload the plan as one still image, not an animated PNG, WebP or GIF.",
 )
 
+# A replay's only: a live replay's model call that its cap (``--max-usd``) refused unmade.
+REPLAY_COST_CAP: Final = Rule(
+    "REPLAY_COST_CAP",
+    "critical",
+    "The replay spent its --max-usd cap; start it again with a higher cap or fewer runs.",
+)
+
 PIPELINE_RULES: Final[tuple[Rule, ...]] = (
     MODEL_UNAVAILABLE,
     MODEL_REFUSED,
@@ -240,6 +264,7 @@ PIPELINE_RULES: Final[tuple[Rule, ...]] = (
     IMAGE_TOO_LARGE,
     IMAGE_FORMAT_UNSUPPORTED,
     IMAGE_ANIMATED,
+    REPLAY_COST_CAP,
 )
 """The rules the pipeline adds to RULES.md's; ``decide`` never computes them."""
 ALL_RULES: Final[tuple[Rule, ...]] = CATALOGUE + PIPELINE_RULES
@@ -279,17 +304,7 @@ def document_failures(
     document: SpacesDocument, image: ImageSize | None, policy: Policy
 ) -> list[Failure]:
     """The rules from NOT_A_FLOOR_PLAN to MISSING_CRITICAL_SPACE, in catalogue order."""
-    return [
-        *_not_a_floor_plan(document),
-        *_too_few_spaces(document, policy),
-        *_duplicate_ids(document),
-        *_image_size_mismatch(document, image),
-        *_boxes_out_of_bounds(document),
-        *_low_confidence(document, policy),
-        *_ambiguous(document, policy),
-        *_habitable_without_furnishings(document),
-        *_missing_critical_spaces(document),
-    ]
+    return [failure for _, check in DOCUMENT_CHECKS for failure in check(document, image, policy)]
 
 
 def request_failures(mismatches: Sequence[Mismatch]) -> list[Failure]:
@@ -297,12 +312,16 @@ def request_failures(mismatches: Sequence[Mismatch]) -> list[Failure]:
     return [REQUEST_MISMATCH.failure(m.description, severity=m.severity) for m in mismatches]
 
 
-def _not_a_floor_plan(document: SpacesDocument) -> Iterator[Failure]:
+def _not_a_floor_plan(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     if not document.is_floor_plan:
         yield NOT_A_FLOOR_PLAN.failure(f"document_type is {document.document_type}")
 
 
-def _too_few_spaces(document: SpacesDocument, policy: Policy) -> Iterator[Failure]:
+def _too_few_spaces(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     count = len(document.spaces)
     if document.is_floor_plan and count < policy.min_spaces:
         yield TOO_FEW_SPACES.failure(
@@ -310,13 +329,17 @@ def _too_few_spaces(document: SpacesDocument, policy: Policy) -> Iterator[Failur
         )
 
 
-def _duplicate_ids(document: SpacesDocument) -> Iterator[Failure]:
+def _duplicate_ids(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     repeated = [i for i, n in Counter(s.id for s in document.spaces).items() if n > 1]
     if repeated:
         yield DUPLICATE_SPACE_IDS.failure(f"ids used more than once: {', '.join(repeated)}")
 
 
-def _image_size_mismatch(document: SpacesDocument, image: ImageSize | None) -> Iterator[Failure]:
+def _image_size_mismatch(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     stated = document.image
     if image is not None and image != stated:
         yield IMAGE_SIZE_MISMATCH.failure(
@@ -325,7 +348,9 @@ def _image_size_mismatch(document: SpacesDocument, image: ImageSize | None) -> I
         )
 
 
-def _boxes_out_of_bounds(document: SpacesDocument) -> Iterator[Failure]:
+def _boxes_out_of_bounds(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     size = document.image
     for space in document.spaces:
         box = space.bbox
@@ -337,7 +362,9 @@ def _boxes_out_of_bounds(document: SpacesDocument) -> Iterator[Failure]:
             )
 
 
-def _low_confidence(document: SpacesDocument, policy: Policy) -> Iterator[Failure]:
+def _low_confidence(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     total = len(document.spaces)
     low = sum(s.confidence < policy.low_confidence_below for s in document.spaces)
     if total and low / total > policy.max_low_confidence_share:
@@ -346,7 +373,9 @@ def _low_confidence(document: SpacesDocument, policy: Policy) -> Iterator[Failur
         )
 
 
-def _ambiguous(document: SpacesDocument, policy: Policy) -> Iterator[Failure]:
+def _ambiguous(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     total = len(document.spaces)
     counted = sum(
         s.ambiguous and s.ambiguity_reason != "open_plan_boundary" for s in document.spaces
@@ -358,7 +387,9 @@ def _ambiguous(document: SpacesDocument, policy: Policy) -> Iterator[Failure]:
         )
 
 
-def _habitable_without_furnishings(document: SpacesDocument) -> Iterator[Failure]:
+def _habitable_without_furnishings(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     for space in document.spaces:
         if space.is_habitable and not space.furnishings:
             yield HABITABLE_WITHOUT_FURNISHINGS.failure(
@@ -366,9 +397,29 @@ def _habitable_without_furnishings(document: SpacesDocument) -> Iterator[Failure
             )
 
 
-def _missing_critical_spaces(document: SpacesDocument) -> Iterator[Failure]:
+def _missing_critical_spaces(
+    document: SpacesDocument, image: ImageSize | None, policy: Policy
+) -> Iterator[Failure]:
     if not document.is_floor_plan or document.plan_type != "residential":
         return
     for group in CRITICAL_GROUPS:
         if not any(space.counts_for(group) for space in document.spaces):
             yield MISSING_CRITICAL_SPACE.failure(f"no {group} in this residential floor plan")
+
+
+DocumentCheck = Callable[[SpacesDocument, ImageSize | None, Policy], Iterator[Failure]]
+"""One document rule: the failures it finds in a document (about its image, under a policy)."""
+
+DOCUMENT_CHECKS: Final[tuple[tuple[Rule, DocumentCheck], ...]] = (
+    (NOT_A_FLOOR_PLAN, _not_a_floor_plan),
+    (TOO_FEW_SPACES, _too_few_spaces),
+    (DUPLICATE_SPACE_IDS, _duplicate_ids),
+    (IMAGE_SIZE_MISMATCH, _image_size_mismatch),
+    (BBOX_OUT_OF_BOUNDS, _boxes_out_of_bounds),
+    (LOW_CONFIDENCE_RATIO, _low_confidence),
+    (AMBIGUOUS_RATIO, _ambiguous),
+    (HABITABLE_WITHOUT_FURNISHINGS, _habitable_without_furnishings),
+    (MISSING_CRITICAL_SPACE, _missing_critical_spaces),
+)
+"""The document rules in catalogue order, each with its check: ``document_failures`` runs them,
+``planstream.domain.rule_trace`` shows what each read and concluded."""

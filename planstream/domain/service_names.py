@@ -12,6 +12,7 @@ __all__ = [
     "IMAGE_IO",
     "LEGACY",
     "LEGACY_BRIDGE",
+    "REPLAY_WORKERS",
     "STEP_SERVICES",
     "WORKERS",
     "ServiceName",
@@ -40,6 +41,14 @@ LEGACY_BRIDGE: Final[WorkerName] = "legacy_bridge"
 LEGACY: Final[ServiceName] = "legacy"
 """The ``service`` of the legacy bridge's jobs: a step attempt run by the old function."""
 DECISIONS_SINK: Final[WorkerName] = "decisions_sink"
+REPLAY_WORKERS: Final[tuple[WorkerName, ...]] = (
+    "info_worker",
+    "comparison_worker",
+    "supervisor",
+    "decisions_sink",
+)
+"""The workers a replay's attempts go through, each with a replay mode (``--replay``,
+docs/replay.md): from the Info Worker's analysis to the decision in the replay's schema."""
 
 
 def job_service(worker: str) -> str:

@@ -1,6 +1,6 @@
 """Event bytes on the wire: JSON of a pydantic model, with the size limit enforced both ways."""
 
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -19,9 +19,16 @@ def describe_validation_error(exc: ValidationError) -> str:
     return f"{field}: {first['msg']}{more}"
 
 
+_LEFT_OUT_WHEN_UNSET: Final = frozenset({"replay_id"})
+"""Optional fields added inside v1 that are written only when set, so a reader of the earlier
+v1 (``extra="forbid"``: a worker not yet upgraded in a rolling deploy) reads every production
+event; only a replay's events, on the replay topics, carry ``replay_id``."""
+
+
 def encode_event(event: BaseModel, max_bytes: int) -> bytes:
     """The event as JSON bytes; refuses one over ``max_bytes``."""
-    data = event.model_dump_json().encode()
+    unset = {name for name in _LEFT_OUT_WHEN_UNSET if getattr(event, name, None) is None}
+    data = event.model_dump_json(exclude=unset or None).encode()
     if len(data) > max_bytes:
         raise EventRejected(
             f"{type(event).__name__} is {len(data)} bytes, over the {max_bytes}-byte event limit"

@@ -20,6 +20,7 @@ from planstream.domain.events import (
 )
 from planstream.domain.ids import new_id
 from planstream.domain.prompts import COMPARISON, comparison_messages
+from planstream.domain.records import Artifact
 from planstream.domain.rules import (
     SCHEMA_INVALID,
     Mismatch,
@@ -84,7 +85,9 @@ class ComparisonWorker:
                 failures=failures[:MAX_LISTED_FAILURES],
                 failure_count=len(failures),
                 model_calls=extracted.model_calls,
-                versions=step_versions(COMPARISON.version, rt.settings.model_text),
+                versions=step_versions(
+                    COMPARISON.version, rt.settings.model_text, self._policy.version
+                ),
             )
             await rt.publisher.publish(COMPARISON_COMPLETED, completed)
             crashpoint("comparison_worker.after_emit")
@@ -98,9 +101,13 @@ class ComparisonWorker:
         """The document rules, then the request mismatches; whether the schema held."""
         if extracted.failure is not None:
             return [extracted.failure], False
-        raw = await self._stored_document(extracted)
+        wanted = [extracted.image_artifact_id, extracted.spaces_artifact_id]
+        found = await self._rt.repo.artifacts([i for i in wanted if i])  # both in one read
+        spaces_id = extracted.spaces_artifact_id
+        raw = await self._stored_document(found.get(spaces_id) if spaces_id else None)
         loaded = load_spaces(raw) if raw is not None else _NO_DOCUMENT
-        image = await self._image_size(extracted.image_artifact_id)
+        image_artifact = found.get(extracted.image_artifact_id)
+        image = image_size(image_artifact.metadata) if image_artifact else None
         failures = evaluate_document(loaded, image, self._policy)
         if isinstance(loaded, SchemaViolation):
             return failures, False
@@ -109,19 +116,13 @@ class ComparisonWorker:
             failures += await self._request_failures(extracted, job_id, request_text, spaces)
         return failures, True
 
-    async def _stored_document(self, extracted: InfoExtracted) -> bytes | None:
+    async def _stored_document(self, artifact: Artifact | None) -> bytes | None:
         rt = self._rt
-        artifact_id = extracted.spaces_artifact_id
-        artifact = await rt.repo.artifact(artifact_id) if artifact_id else None
         if artifact is None:
             return None
         return await rt.storage.read(
             artifact.storage_bucket, artifact.storage_path, rt.settings.model_max_response_bytes
         )
-
-    async def _image_size(self, artifact_id: str) -> ImageSize | None:
-        artifact = await self._rt.repo.artifact(artifact_id)
-        return image_size(artifact.metadata) if artifact else None
 
     async def _request_failures(
         self, extracted: InfoExtracted, job_id: str, request_text: str, spaces: object

@@ -1,10 +1,11 @@
 """Image I/O: check a step's images (exist, decode, fit the quality tier), then hand them on.
 
 For each step request it leases the step's job, reads every input image from storage (its size
-checked by a HEAD first, and again while it streams), checks its header before any pixel is
-decoded (format, frames, pixels, sides, aspect ratio, the quality band), decodes it once,
-records its real pixel size, digest and format, and caches a short-lived signed GET URL. An
-upload's checked bytes are first copied to an immutable key named by their digest, which the
+checked from the GET's length before the body is read, and again while it streams), checks its
+header before any pixel is decoded (format, frames, pixels, sides, aspect ratio, the quality
+band), checks the whole stream once (a PNG's structure, CRCs and inflated data; a JPEG or WebP
+decoded), records its real pixel size, digest and format, and caches a short-lived signed GET
+URL. An upload's checked bytes are first copied to an immutable key named by their digest, which the
 artifact then points at: the model and the render worker read what was checked, never what a
 client may have put on the upload key since. Then it publishes ``ImageReady`` with artifact ids
 only. Bad input becomes a ``StepFailed`` upstream failure for the Supervisor, never a crash.
@@ -149,10 +150,10 @@ class ImageIO:
         except ImageUnreadable as exc:
             raise _Upstream(IMAGE_UNREADABLE.failure(str(exc))) from None
         problem = check_dimensions(facts.width_px, facts.height_px, quality)
-        await self._record(artifact, facts, quality, within_band=problem is None)
         if problem is not None:
+            await self._record(artifact, facts, quality, within_band=False)
             raise _Upstream(IMAGE_DIMENSIONS_INVALID.failure(problem))
-        checked = await self._keep_checked(artifact, data, facts)
+        checked = await self._keep_checked(artifact, data, facts, quality)
         await rt.signed_urls.for_artifact(checked)
 
     async def _read(self, artifact: Artifact) -> bytes:
@@ -173,30 +174,30 @@ class ImageIO:
     ) -> None:
         """Merge the facts into the artifact's metadata, also when a check fails (so an
         operator sees why)."""
-        band = BANDS[quality]
         await self._rt.repo.merge_artifact_metadata(
-            artifact.artifact_id,
-            {
-                **facts.as_metadata(),
-                "quality": quality,
-                "band_px": [band.min_long_edge, band.max_long_edge],
-                "within_band": within_band,
-            },
+            artifact.artifact_id, _metadata(facts, quality, within_band=within_band)
         )
 
-    async def _keep_checked(self, artifact: Artifact, data: bytes, facts: ImageFacts) -> Artifact:
+    async def _keep_checked(
+        self, artifact: Artifact, data: bytes, facts: ImageFacts, quality: Quality
+    ) -> Artifact:
         """An upload's checked bytes, copied to ``runs/<run>/source-<sha256>.<ext>`` (a key no
-        client can write) and made the artifact's object; a render is kept where it is (the
-        render worker wrote it, by digest). A repeat finds the copy in place."""
-        if artifact.kind != "source_image" or artifact.run_id is None:
-            return artifact
+        client can write) and made the artifact's object, its facts recorded in the same write;
+        a render is kept where it is (the render worker wrote it, by digest), its facts merged.
+        A repeat finds the copy in place."""
         rt = self._rt
         suffix, content_type = _STORED_AS.get(facts.format, (".bin", "application/octet-stream"))
         path = f"runs/{artifact.run_id}/source-{facts.sha256}{suffix}"
-        if (artifact.storage_bucket, artifact.storage_path) == (rt.storage.bucket, path):
+        copied = artifact.kind == "source_image" and artifact.run_id is not None
+        if not copied or (artifact.storage_bucket, artifact.storage_path) == (
+            rt.storage.bucket,
+            path,
+        ):
+            await self._record(artifact, facts, quality, within_band=True)
             return artifact
         await rt.storage.write(path, data, content_type)
-        await rt.repo.use_checked_copy(artifact.artifact_id, rt.storage.bucket, path)
+        metadata = _metadata(facts, quality, within_band=True)
+        await rt.repo.use_checked_copy(artifact.artifact_id, rt.storage.bucket, path, metadata)
         log.info("upload checked and copied to its digest's key", extra={"run_id": artifact.run_id})
         return replace(
             artifact,
@@ -205,6 +206,17 @@ class ImageIO:
             signed_url_cached=None,
             signed_url_expires_at=None,
         )
+
+
+def _metadata(facts: ImageFacts, quality: Quality, *, within_band: bool) -> dict[str, object]:
+    """What Image I/O records on an image's artifact: its facts, the tier and its band."""
+    band = BANDS[quality]
+    return {
+        **facts.as_metadata(),
+        "quality": quality,
+        "band_px": [band.min_long_edge, band.max_long_edge],
+        "within_band": within_band,
+    }
 
 
 def _dimension_problem(exc: ImageDimensionsRefused, limits: ImageLimits, quality: Quality) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from planstream.domain.errors import PlanstreamError
 from planstream.domain.events import StepEvent
 from planstream.domain.ids import new_id
-from planstream.domain.records import Lease, NewJob
+from planstream.domain.records import Lease, LeaseRefusal, NewJob, Run
 from planstream.ports import JobLeases
 from planstream.services import metrics
 from planstream.settings import Settings
@@ -109,6 +109,26 @@ class Jobs:
             worker_id=self.worker_id,
             lease_s=self._settings.lease_s,
         )
+        return self._work(event, lease)
+
+    async def begin_with_run(
+        self, event: StepEvent, source: TopicSpec
+    ) -> tuple[Run, StepWork | None] | None:
+        """``begin``, and the step's run read in the same round trip; None when the run does
+        not exist (and no job was touched)."""
+        taken = await self._leases.acquire_with_run(
+            self.new_job(event, source),
+            worker_id=self.worker_id,
+            lease_s=self._settings.lease_s,
+        )
+        if taken is None:
+            return None
+        run, lease = taken
+        return run, self._work(event, lease)
+
+    def _work(self, event: StepEvent, lease: Lease | LeaseRefusal) -> StepWork | None:
+        """The work a lease allows; None (logged) for a job that is not ours to do, and
+        JobHeldElsewhere while another worker holds it."""
         if lease == "leased":
             raise JobHeldElsewhere(f"{self.service}: another worker holds {event.idempotency_key}")
         if not isinstance(lease, Lease):

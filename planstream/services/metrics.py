@@ -11,14 +11,28 @@ class, a route template. Never a run, job or event id.
 
 A counter counts an effect once it happened (after the broker acknowledged, the row was written,
 the offsets were committed), not when it was attempted.
+
+A replay process (``python -m agents SERVICE --replay``) runs the same code and counts with the
+same functions; its endpoint serves every series with one more label, ``mode="replay"``
+(``label_mode``), so a replay's counts are never summed with production's by accident and the
+label adds one bounded value. Production's series carry no ``mode`` label: what existing
+queries, alerts and dashboards read is unchanged (exclude replays with ``mode!="replay"``).
 """
 
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Final, get_args
+from typing import Final, Literal, get_args
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.metrics_core import Metric
 
 from planstream import __version__
 from planstream.domain.events import DecisionMade, Severity
@@ -74,6 +88,8 @@ __all__ = [
     "count_stale_write",
     "count_takeover",
     "count_throttled",
+    "exposed",
+    "label_mode",
     "mark_started",
     "model_call_in_flight",
     "observe_handling",
@@ -284,6 +300,38 @@ LEGACY_REQUEST_BYTES = Histogram(
     ["step"],
     buckets=_EVENT_BYTES_BUCKETS,
 )
+
+
+class _ModeLabelled:
+    """Every sample of ``registry`` with a constant ``mode`` label."""
+
+    def __init__(self, registry: CollectorRegistry, mode: str) -> None:
+        self._registry = registry
+        self._mode = mode
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                sample._replace(labels={**sample.labels, "mode": self._mode})
+                for sample in family.samples
+            ]
+            yield labelled
+
+
+_EXPOSED: list[CollectorRegistry] = [REGISTRY]  # what the endpoint serves (one registry)
+
+
+def label_mode(mode: Literal["replay"]) -> None:
+    """This process serves its metrics labelled ``mode="<mode>"`` (a replay process's)."""
+    labelled = CollectorRegistry(auto_describe=False)
+    labelled.register(_ModeLabelled(REGISTRY, mode))
+    _EXPOSED[0] = labelled
+
+
+def exposed() -> CollectorRegistry:
+    """What the metrics endpoint serves: the registry, labelled with the process's mode."""
+    return _EXPOSED[0]
 
 
 def _bounded(value: str | None, allowed: frozenset[str], none: str = "none") -> str:

@@ -10,22 +10,29 @@ tries all failed). A call's transport budget: ``model_transport_attempts`` tries
 Retry-After; a 429 also pauses the model's rate-limit bucket for every process. Before each try
 the call waits its turn at the rate limiter (``planstream.services.rate_limits``), which spends
 neither budget. A refusal is never retried.
+
+An answered chat call's record keeps its content (capped at ``model_max_response_bytes``),
+written by the update that completes the record, so a frozen replay can answer the same call
+again without the model (``planstream.services.replay_model``). While a try is made,
+``current_call`` names its step attempt and purpose to the model client.
 """
 
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from planstream.domain.decisions import budget_window
 from planstream.domain.events import Failure, StepEvent
 from planstream.domain.ids import new_id
-from planstream.domain.rules import MODEL_REFUSED, MODEL_UNAVAILABLE
+from planstream.domain.rules import MODEL_REFUSED, MODEL_UNAVAILABLE, REPLAY_COST_CAP
 from planstream.ports import (
     ChatAnswer,
     Clock,
+    CostCapReached,
     ModelCall,
     ModelCallLog,
     ModelRefused,
@@ -38,7 +45,16 @@ from planstream.services.retrying import RetryPolicy, backoff_delay, call_throug
 from planstream.services.runtime import Runtime
 from planstream.settings import Settings
 
-__all__ = ["Answered", "BudgetedCaller", "CallSpec", "Usage", "chat_usage", "price"]
+__all__ = [
+    "Answered",
+    "BudgetedCaller",
+    "CallSpec",
+    "Usage",
+    "chat_usage",
+    "current_call",
+    "price",
+    "recordable_answer",
+]
 
 T = TypeVar("T")
 
@@ -52,11 +68,22 @@ class Usage:
     input_tokens: int
     output_tokens: int
     finish_reason: str | None
+    answer: str | None = None  # a chat answer's content (an image edit keeps none)
 
 
 def chat_usage(answer: ChatAnswer) -> Usage:
-    """What a chat answer reports about itself."""
-    return Usage(answer.input_tokens, answer.output_tokens, answer.finish_reason)
+    """What a chat answer reports about itself, its content included."""
+    return Usage(answer.input_tokens, answer.output_tokens, answer.finish_reason, answer.content)
+
+
+def recordable_answer(content: str | None, max_bytes: int) -> str | None:
+    """``content`` as a text column takes it: at most ``max_bytes`` of UTF-8 (cut on a
+    character), a lone surrogate replaced, a NUL (which PostgreSQL text refuses) made U+FFFD.
+    A JSON answer that held a raw NUL or a lone surrogate was invalid and stays invalid."""
+    if content is None:
+        return None
+    data = content.encode("utf-8", "replace")[:max_bytes]
+    return data.decode("utf-8", "ignore").replace("\x00", "\ufffd")
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,11 @@ class CallSpec:
     model: str
     prompt_version: str
     prompt_tokens: int = 0  # the prompt's estimate for the rate limiter (rate_limits.prompt_tokens)
+
+
+current_call: ContextVar[CallSpec | None] = ContextVar("planstream_model_call", default=None)
+"""The call a model client is asked for now (set around each try): its step attempt and
+purpose, which a frozen replay's client answers by (``planstream.services.replay_model``)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +226,7 @@ class BudgetedCaller:
             await self._record(spec, call_id, opened, "started", Usage(0, 0, None), None, **turn)
             await pacing.keep_gap()  # the gap runs from the failure to the next try itself
             started = time.monotonic()
+            naming = current_call.set(spec)
             try:
                 with metrics.model_call_in_flight(self._service):
                     answer = await invoke()
@@ -201,7 +234,8 @@ class BudgetedCaller:
                 await self._record(
                     spec, call_id, started, "refused", Usage(0, 0, None), str(exc), **turn
                 )
-                return _Tried(failure=MODEL_REFUSED.failure(str(exc)))
+                rule = REPLAY_COST_CAP if isinstance(exc, CostCapReached) else MODEL_REFUSED
+                return _Tried(failure=rule.failure(str(exc)))
             except ModelUnavailable as exc:
                 error = exc
                 gap = pacing.failed(exc)
@@ -215,6 +249,8 @@ class BudgetedCaller:
                 if transport < self._settings.model_transport_attempts:
                     metrics.count_retry(self._service, f"model_{exc.outcome}")
                 continue
+            finally:
+                current_call.reset(naming)
             used = usage(answer)
             await self._limiter.settle(spec.model, tokens, used.input_tokens + used.output_tokens)
             await self._record(spec, call_id, started, "answered", used, None, **turn)
@@ -258,6 +294,7 @@ class BudgetedCaller:
             error=error[:500] if error else None,
             transport_attempt=transport,
             waited_ms=waited_ms,
+            answer=recordable_answer(usage.answer, self._settings.model_max_response_bytes),
         )
         await call_through_outages(
             lambda: self._calls.record(call),

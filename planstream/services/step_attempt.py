@@ -32,23 +32,25 @@ class HeldStep:
 async def hold_step(rt: Runtime, event: StepEvent, source: TopicSpec) -> HeldStep | None:
     """The step attempt's run and its job's lease, or None when the job is not ours to do.
 
-    The run is read before the lease is taken, so an event about an unknown run is refused
-    (``UnknownRun``, dead-lettered) without touching a job. Runs are never deleted and the
-    fields a service reads (quality tier, request text) never change, so this sees what reading
-    the run under the lease would.
+    One round trip reads the run and takes the lease (``Jobs.begin_with_run``); the job is only
+    touched when the run exists, so an event about an unknown run is refused (``UnknownRun``,
+    dead-lettered) without touching a job. The run is read in the lease's own snapshot: what
+    reading it under the lease would see (the fields a service reads, quality tier and request
+    text, never change anyway).
     """
-    run = await rt.repo.get_run(event.run_id)
-    if run is None:
+    taken = await rt.jobs.begin_with_run(event, source)
+    if taken is None:
         raise UnknownRun(f"run {event.run_id} does not exist")
-    work = await rt.jobs.begin(event, source)
+    run, work = taken
     if work is None:
         return None
     return HeldStep(run, work)
 
 
-def step_versions(prompt: str, model: str) -> Versions:
-    """What made a step's output: the Spaces schema and rules of this build, a prompt, a model."""
-    return Versions(spaces_schema=SPACES_VERSION, prompt=prompt, model=model, rules=RULES_VERSION)
+def step_versions(prompt: str, model: str, rules: str = RULES_VERSION) -> Versions:
+    """What made a step's output: the Spaces schema of this build, a prompt, a model, and the
+    rules in force (``Policy.version``: the catalogue and its thresholds)."""
+    return Versions(spaces_schema=SPACES_VERSION, prompt=prompt, model=model, rules=rules)
 
 
 async def store_by_digest(
@@ -61,10 +63,12 @@ async def store_by_digest(
     suffix: str,
     content_type: str,
 ) -> str:
-    """Store ``data`` at ``runs/<run>/step-<step>/<name>-<sha256><suffix>`` and record it; the
-    same bytes always give the same object and artifact id."""
+    """Store ``data`` at ``<prefix>runs/<run>/step-<step>/<name>-<sha256><suffix>`` and record
+    it; the same bytes always give the same object and artifact id. The store's prefix is ''
+    in production and ``replays/<replay_id>/`` in a replay, so the recorded path is always
+    where the object is."""
     digest = hashlib.sha256(data).hexdigest()
-    path = f"runs/{event.run_id}/step-{event.step_id}/{name}-{digest}{suffix}"
+    path = f"{rt.storage.prefix}runs/{event.run_id}/step-{event.step_id}/{name}-{digest}{suffix}"
     await rt.storage.write(path, data, content_type)
     return await rt.repo.store_artifact(
         Artifact(

@@ -35,7 +35,7 @@ from planstream.domain.events import (
 )
 from planstream.domain.ids import new_id
 from planstream.domain.prompts import AUDIT, audit_messages
-from planstream.domain.records import Run
+from planstream.domain.records import Artifact, Run
 from planstream.domain.rules import (
     MODEL_REFUSED,
     REJECTED_BY_REVIEWER,
@@ -106,7 +106,9 @@ class Supervisor:
                 audit_note=audited.note,
                 image_artifact_id=completed.image_artifact_id,
                 spaces_artifact_id=completed.spaces_artifact_id,
-                versions=step_versions(AUDIT.version, rt.settings.model_vision),
+                versions=step_versions(
+                    AUDIT.version, rt.settings.model_vision, self._policy.version
+                ),
             )
             await self._settle(decision, run, work)
             metrics.count_audit(audited.outcome, decision.consistency_score)
@@ -248,11 +250,14 @@ class Supervisor:
     async def _audit(self, completed: ComparisonCompleted, work: StepWork, run: Run) -> _Audited:
         """The LLM audit of the step's image, document, rule results and request."""
         rt = self._rt
-        image = await rt.repo.artifact(completed.image_artifact_id)
+        wanted = [completed.image_artifact_id, completed.spaces_artifact_id]
+        found = await rt.repo.artifacts([i for i in wanted if i])  # both in one read
+        image = found.get(completed.image_artifact_id)
         if image is None:
             return _Audited(None, None, "the step's image is gone: nothing to audit", "no_image")
         url = rt.signed_urls.for_calls(image)
-        spaces = await self._spaces(completed)
+        spaces_id = completed.spaces_artifact_id
+        spaces = await self._spaces(completed, found.get(spaces_id) if spaces_id else None)
         results = [f.model_dump(mode="json") for f in completed.failures]
         model = rt.settings.model_vision
         messages = audit_messages(await url(), spaces, results, run.request_text)
@@ -281,10 +286,8 @@ class Supervisor:
             return _Audited(None, failure, None, "invalid")
         return _Audited(audit, None, None, "scored")
 
-    async def _spaces(self, completed: ComparisonCompleted) -> object:
+    async def _spaces(self, completed: ComparisonCompleted, artifact: Artifact | None) -> object:
         rt = self._rt
-        artifact_id = completed.spaces_artifact_id
-        artifact = await rt.repo.artifact(artifact_id) if artifact_id else None
         if artifact is None or not completed.schema_valid:
             return None
         raw = await rt.storage.read(

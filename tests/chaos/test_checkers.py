@@ -311,7 +311,11 @@ async def test_i5_stale_write_without_the_fence_is_reported(
         assert (await check_database(conn, [run])).info["stale_writes_refused"] == 1
         # The broken build: the same FINISH without "AND lease_epoch = $2".
         unfenced = leases._FINISH.replace("AND lease_epoch = $2 ", "")
-        await conn.execute(unfenced, zombie.job_id, zombie.epoch, "completed", {}, 1, None, None)
+        await conn.execute(
+            unfenced,
+            *(zombie.job_id, zombie.epoch, "completed", {}, 1, None, None),
+            *("zombie", "finish:completed"),
+        )
         figures = await check_database(conn, [run])
         assert figures.value("stale_epoch_writes_accepted") == 1
     finally:

@@ -125,6 +125,10 @@ class FakeModelCallsHarness:
         call = self.db.model_calls.get(call_id)
         return call.outcome if call else None
 
+    async def answer(self, call_id: str) -> str | None:
+        call = self.db.model_calls.get(call_id)
+        return call.answer if call else None
+
 
 class FakeModelHarness:
     def __init__(self, kind: type[FakeModelClient] = FakeModelClient) -> None:

@@ -208,6 +208,33 @@ class JobLeasesContract:
         with pytest.raises(PermanentError):
             await harness.leases.acquire(job, worker_id="a", lease_s=HELD_S)
 
+    async def test_a_step_is_held_with_its_run_in_one_step(self, harness: LeasesHarness) -> None:
+        """``acquire_with_run`` leases as ``acquire`` does and gives the job's run with it."""
+        leases, run_id = harness.leases, await harness.new_run()
+        job = new_job(run_id)
+        taken = await leases.acquire_with_run(job, worker_id="a", lease_s=HELD_S)
+        assert taken is not None
+        run, lease = taken
+        assert (run.run_id, run.status, run.current_step) == (run_id, "pending", 0)
+        assert lease == Lease(job.job_id, 1, 1)
+        row = await harness.job(job.job_id)
+        assert (row["status"], row["attempts"], row["locked_by"]) == ("running", 1, "a")
+        again = await leases.acquire_with_run(job, worker_id="b", lease_s=HELD_S)
+        assert again is not None and (again[0].run_id, again[1]) == (run_id, "leased")
+        own = await leases.acquire_with_run(job, worker_id="a", lease_s=HELD_S)
+        assert own is not None and own[1] == Lease(job.job_id, 2, 1)
+        assert isinstance(own[1], Lease)
+        assert await _finish(leases, own[1], "a")
+        done = await leases.acquire_with_run(job, worker_id="a", lease_s=HELD_S)
+        assert done is not None and done[1] == "completed"
+
+    async def test_a_step_of_an_unknown_run_is_held_by_nobody(self, harness: LeasesHarness) -> None:
+        """No run: None, and no job made (a later ``acquire`` still finds no run)."""
+        job = new_job(new_id("run"))
+        assert await harness.leases.acquire_with_run(job, worker_id="a", lease_s=HELD_S) is None
+        with pytest.raises(PermanentError):
+            await harness.leases.acquire(job, worker_id="a", lease_s=HELD_S)
+
     async def test_expired_claims_a_lapsed_lease_once_per_period(
         self, harness: LeasesHarness
     ) -> None:

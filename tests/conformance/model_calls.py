@@ -1,6 +1,6 @@
 """What the model budget relies on from the model-call log: a call counts once, in its step,
 purpose and attempt window, its transport retries not at all, and a started call is completed
-rather than counted twice."""
+rather than counted twice, its answer written with the completion (a frozen replay reads it)."""
 
 from dataclasses import replace
 from typing import Protocol
@@ -20,6 +20,9 @@ class ModelCallsHarness(Protocol):
 
     async def outcome(self, call_id: str) -> str | None:
         """The recorded outcome of the call, None if it was never recorded."""
+
+    async def answer(self, call_id: str) -> str | None:
+        """The recorded answer of the call, None if it has none."""
 
 
 def make_call(
@@ -87,6 +90,19 @@ class ModelCallLogContract:
             await harness.log.record(retry)
         await harness.log.record(make_call(run_id))  # the budget's second call
         assert await harness.log.count(run_id, 0, "extract", (1, 3)) == 2
+
+    async def test_the_answer_is_written_with_the_completion(
+        self, harness: ModelCallsHarness
+    ) -> None:
+        run_id = await harness.new_run()
+        started = make_call(run_id, outcome="started")
+        await harness.log.record(started)
+        assert await harness.answer(started.call_id) is None
+        answer = '{"spaces": [], "note": "ü"}'
+        await harness.log.record(replace(started, outcome="answered", answer=answer))
+        assert await harness.answer(started.call_id) == answer
+        await harness.log.record(replace(started, outcome="answered", answer="{}"))
+        assert await harness.answer(started.call_id) == answer  # a completed call is kept
 
     async def test_a_completed_call_is_kept(self, harness: ModelCallsHarness) -> None:
         run_id = await harness.new_run()

@@ -48,6 +48,13 @@ class WritesTheDefaultBucket(FakeStorage):
         return "planstream"
 
 
+@breaks(S, SH, "test_production_keys_have_no_prefix")
+class PrefixesProductionKeys(FakeStorage):
+    @property
+    def prefix(self) -> str:
+        return "replays/rpl_0/"
+
+
 @breaks(S, SH, "test_bytes_read_back_as_written")
 class WritesOnce(FakeStorage):
     async def write(self, key: str, data: bytes, content_type: str) -> None:

@@ -4,7 +4,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from planstream.domain.records import Lease, LeaseRefusal, NewJob
+from planstream.domain.records import Lease, LeaseRefusal, NewJob, Run
 from tests.conformance.fake_harnesses import FakeLeasesHarness
 from tests.conformance.leases import JobLeasesContract
 from tests.conformance.mutants import breaks
@@ -218,3 +218,31 @@ class CountsTheHoldersRetry(FakeJobLeases):
             row.attempts += 1
             return replace(lease, deliveries=row.attempts)
         return lease
+
+
+@breaks(S, H, "test_a_step_is_held_with_its_run_in_one_step")
+class HoldsNoRun(FakeJobLeases):
+    async def acquire_with_run(
+        self, job: NewJob, *, worker_id: str, lease_s: float
+    ) -> tuple[Run, Lease | LeaseRefusal] | None:
+        await self.acquire(job, worker_id=worker_id, lease_s=lease_s)
+        return None
+
+
+@breaks(S, H, "test_a_step_is_held_with_its_run_in_one_step")
+class ReadsTheRunWithoutTheLease(FakeJobLeases):
+    async def acquire_with_run(
+        self, job: NewJob, *, worker_id: str, lease_s: float
+    ) -> tuple[Run, Lease | LeaseRefusal] | None:
+        run = self._db.run(job.run_id)
+        return None if run is None else (run, "leased")
+
+
+@breaks(S, H, "test_a_step_of_an_unknown_run_is_held_by_nobody")
+class MakesTheJobOfAnUnknownRun(FakeJobLeases):
+    async def acquire_with_run(
+        self, job: NewJob, *, worker_id: str, lease_s: float
+    ) -> tuple[Run, Lease | LeaseRefusal] | None:
+        if self._db.run(job.run_id) is None:
+            self._insert(job)
+        return await super().acquire_with_run(job, worker_id=worker_id, lease_s=lease_s)

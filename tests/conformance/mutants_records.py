@@ -76,7 +76,7 @@ class ForgetsSignedUrls(FakeRepository):
 @breaks(R, RH, "test_a_checked_copy_becomes_the_artifacts_object")
 class KeepsTheUploadedObject(FakeRepository):
     async def use_checked_copy(
-        self, artifact_id: str, storage_bucket: str, storage_path: str
+        self, artifact_id: str, storage_bucket: str, storage_path: str, metadata: dict[str, Any]
     ) -> None:
         row = self._db.artifacts.get(artifact_id)
         if row is not None:
@@ -86,11 +86,19 @@ class KeepsTheUploadedObject(FakeRepository):
 @breaks(R, RH, "test_a_checked_copy_becomes_the_artifacts_object")
 class KeepsTheUploadsSignedUrl(FakeRepository):
     async def use_checked_copy(
-        self, artifact_id: str, storage_bucket: str, storage_path: str
+        self, artifact_id: str, storage_bucket: str, storage_path: str, metadata: dict[str, Any]
     ) -> None:
         row = self._db.artifacts.get(artifact_id)
         if row is not None:
             row.storage_bucket, row.storage_path = storage_bucket, storage_path
+
+
+@breaks(R, RH, "test_a_checked_copy_becomes_the_artifacts_object")
+class ForgetsTheCheckedFacts(FakeRepository):
+    async def use_checked_copy(
+        self, artifact_id: str, storage_bucket: str, storage_path: str, metadata: dict[str, Any]
+    ) -> None:
+        await super().use_checked_copy(artifact_id, storage_bucket, storage_path, {})
 
 
 @breaks(R, RH, "test_a_steps_image_is_its_newest_render")
@@ -224,6 +232,12 @@ class KeepsTheFirstWrite(FakeModelCallLog):
 class LastWriteWins(FakeModelCallLog):
     async def record(self, call: ModelCall) -> None:
         self._db.model_calls[call.call_id] = call
+
+
+@breaks(M, MH, "test_the_answer_is_written_with_the_completion")
+class DropsTheAnswer(FakeModelCallLog):
+    async def record(self, call: ModelCall) -> None:
+        await super().record(replace(call, answer=None))
 
 
 @breaks(M, MH, "test_transport_retries_are_part_of_their_call")

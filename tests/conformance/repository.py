@@ -173,9 +173,16 @@ class RepositoryContract:
         expires = datetime(2030, 1, 1, tzinfo=UTC)
         await harness.repo.cache_signed_url(source_id, "http://s3/upload?sig=1", expires)
         copy = f"runs/{run.run_id}/source-{'ab' * 32}.png"
-        await harness.repo.use_checked_copy(source_id, harness.bucket, copy)
+        await harness.repo.merge_artifact_metadata(source_id, {"kept": 1, "width_px": 1})
+        facts = {"width_px": 2400, "format": "PNG"}
+        await harness.repo.use_checked_copy(source_id, harness.bucket, copy, facts)
         found = await harness.repo.artifact(source_id)
         assert found is not None
+        assert {k: found.metadata.get(k) for k in ("kept", "width_px", "format")} == {
+            "kept": 1,
+            "width_px": 2400,
+            "format": "PNG",
+        }
         assert (found.storage_bucket, found.storage_path, found.kind) == (
             harness.bucket,
             copy,

@@ -36,6 +36,11 @@ class ArtifactStoreContract:
     async def test_the_configured_bucket_is_written(self, harness: StorageHarness) -> None:
         assert harness.storage.bucket == harness.expected_bucket
 
+    async def test_production_keys_have_no_prefix(self, harness: StorageHarness) -> None:
+        # store_by_digest puts the prefix in front of every key it records; production's is
+        # empty, so a recorded storage_path is the key as written (a replay's store differs).
+        assert harness.storage.prefix == ""
+
     async def test_bytes_read_back_as_written(self, harness: StorageHarness) -> None:
         store, key = harness.storage, _key()
         await store.write(key, b"\x89PNG first", "image/png")

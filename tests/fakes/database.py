@@ -12,7 +12,7 @@ from itertools import count
 from typing import Any
 
 from planstream.domain.events import Quality
-from planstream.domain.records import ArtifactKind, Upload
+from planstream.domain.records import ArtifactKind, Run, Upload
 from planstream.ports import ModelCall
 from tests.fakes.clock import FakeClock
 
@@ -142,6 +142,21 @@ class FakeDatabase:
 
     def job_by_key(self, idempotency_key: str) -> JobRow | None:
         return next((j for j in self.jobs.values() if j.idempotency_key == idempotency_key), None)
+
+    def run(self, run_id: str) -> Run | None:
+        """The run as ``SELECT … FROM pipeline_runs`` gives it (no owner is kept here)."""
+        row = self.runs.get(run_id)
+        if row is None:
+            return None
+        return Run(
+            run_id=row.run_id,
+            upload_id=row.upload_id,
+            ratio=row.ratio,
+            quality_post_step4=row.quality_post_step4,
+            request_text=row.request_text,
+            status=row.status,
+            current_step=row.current_step,
+        )
 
     def require_run(self, run_id: str) -> None:
         """The foreign key every run-scoped row has."""

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from planstream.domain.errors import PermanentError
-from planstream.domain.records import Lease, LeaseRefusal, NewJob
+from planstream.domain.records import Lease, LeaseRefusal, NewJob, Run
 from tests.fakes.database import FakeDatabase, FakeIntegrityError, JobRow, StaleWrite, jsonb
 
 __all__ = ["FakeJobLeases"]
@@ -73,6 +73,16 @@ class FakeJobLeases:
         if row.status in ("completed", "failed", "blocked"):
             return cast(LeaseRefusal, row.status)
         return "exhausted" if row.attempts >= row.max_attempts else "leased"
+
+    async def acquire_with_run(
+        self, job: NewJob, *, worker_id: str, lease_s: float
+    ) -> tuple[Run, Lease | LeaseRefusal] | None:
+        """``acquire`` and the job's run; None, with no job touched, when the run does not
+        exist (the statement's insert only runs for a run it found)."""
+        run = self._db.run(job.run_id)
+        if run is None:
+            return None
+        return run, await self.acquire(job, worker_id=worker_id, lease_s=lease_s)
 
     async def receive(self, job: NewJob) -> bool:
         """Record the job as pending (a no-op if it exists); False if the run is unknown."""

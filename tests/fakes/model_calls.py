@@ -44,7 +44,7 @@ class FakeModelCallLog:
 
 
 def _completed(kept: ModelCall, call: ModelCall) -> ModelCall:
-    """The started row with the outcome columns of ``call``."""
+    """The started row with the outcome columns of ``call`` (its answer among them)."""
     return ModelCall(
         call_id=kept.call_id,
         run_id=kept.run_id,
@@ -64,4 +64,5 @@ def _completed(kept: ModelCall, call: ModelCall) -> ModelCall:
         error=call.error,
         transport_attempt=kept.transport_attempt,
         waited_ms=kept.waited_ms,
+        answer=call.answer,
     )

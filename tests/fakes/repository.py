@@ -92,18 +92,7 @@ class FakeRepository:
         )
 
     async def get_run(self, run_id: str) -> Run | None:
-        row = self._db.runs.get(run_id)
-        if row is None:
-            return None
-        return Run(
-            run_id=row.run_id,
-            upload_id=row.upload_id,
-            ratio=row.ratio,
-            quality_post_step4=row.quality_post_step4,
-            request_text=row.request_text,
-            status=row.status,
-            current_step=row.current_step,
-        )
+        return self._db.run(run_id)
 
     async def job_event(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
         """The topic and event a job was made from (kept for re-drives and retries)."""
@@ -241,9 +230,10 @@ class FakeRepository:
             row.signed_url_cached, row.signed_url_expires_at = url, expires_at
 
     async def use_checked_copy(
-        self, artifact_id: str, storage_bucket: str, storage_path: str
+        self, artifact_id: str, storage_bucket: str, storage_path: str, metadata: dict[str, Any]
     ) -> None:
-        """Point the artifact at Image I/O's immutable copy; the old object's URL is dropped."""
+        """Point the artifact at Image I/O's immutable copy, the facts merged into its metadata;
+        the old object's URL is dropped."""
         row = self._db.artifacts.get(artifact_id)
         if row is None:
             return
@@ -254,6 +244,7 @@ class FakeRepository:
         ):
             raise FakeIntegrityError(f"an artifact of {storage_bucket}/{storage_path} exists")
         row.storage_bucket, row.storage_path = storage_bucket, storage_path
+        row.metadata = {**row.metadata, **jsonb(metadata)}
         row.signed_url_cached, row.signed_url_expires_at = None, None
 
     def _requested(self, run_id: str, request_key: str) -> JobRow | None:

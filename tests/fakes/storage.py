@@ -39,6 +39,11 @@ class FakeStorage:
     def bucket(self) -> str:
         return self._bucket
 
+    @property
+    def prefix(self) -> str:
+        """Production's keys start with nothing, as ``Storage``'s do."""
+        return ""
+
     async def start(self) -> None:
         """Nothing to open."""
 

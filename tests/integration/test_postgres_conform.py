@@ -85,6 +85,12 @@ class _Records:
         )
         return None if found is None else str(found)
 
+    async def answer(self, call_id: str) -> str | None:
+        found = await self._pool.fetchval(
+            "SELECT answer FROM pipeline_model_calls WHERE call_id = $1", call_id
+        )
+        return None if found is None else str(found)
+
 
 @pytest.fixture
 def records(pool: asyncpg.Pool, settings: Settings) -> _Records:

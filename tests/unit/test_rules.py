@@ -85,6 +85,7 @@ def test_the_pipeline_rules_follow_rules_md_and_every_name_is_unique() -> None:
         ("IMAGE_TOO_LARGE", "critical"),
         ("IMAGE_FORMAT_UNSUPPORTED", "critical"),
         ("IMAGE_ANIMATED", "critical"),
+        ("REPLAY_COST_CAP", "critical"),
     ]
     assert ALL_RULES == CATALOGUE + PIPELINE_RULES
     names = [rule.name for rule in ALL_RULES]

@@ -3,6 +3,7 @@
 import pytest
 
 from planstream.domain.errors import ConfigurationError
+from planstream.domain.rules import RULES_VERSION, Policy
 from planstream.settings import Settings
 
 
@@ -49,3 +50,18 @@ def test_to_env_round_trips() -> None:
 def test_model_timeouts_must_fit_inside_the_lease() -> None:
     with pytest.raises(ConfigurationError, match=r"settings are invalid: .*lease_s \(60\) must"):
         Settings.from_env({"PLANSTREAM_LEASE_S": "60"})
+
+
+def test_the_rule_thresholds_are_settings_and_a_change_shows_in_the_rules_version() -> None:
+    default = Settings.from_env({})
+    assert default.policy() == Policy(max_attempts=default.max_attempts)
+    assert default.policy().version == RULES_VERSION
+    stricter = Settings.from_env({"PLANSTREAM_RULES_MAX_LOW_CONFIDENCE_SHARE": "0.2"})
+    assert stricter.policy().max_low_confidence_share == 0.2
+    assert stricter.policy().version.startswith(f"{RULES_VERSION}+")
+    assert (
+        stricter.policy().version
+        != Settings.from_env({"PLANSTREAM_RULES_MAX_LOW_CONFIDENCE_SHARE": "0.3"}).policy().version
+    )
+    # The retry budget is no rule threshold: it leaves the version alone.
+    assert Settings.from_env({"PLANSTREAM_MAX_ATTEMPTS": "2"}).policy().version == RULES_VERSION

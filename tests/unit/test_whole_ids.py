@@ -25,6 +25,7 @@ SAMPLES = {
     r"^[A-Za-z0-9][A-Za-z0-9._@:|+-]{0,254}$": "auth0|user@example.com",
     r"^art_[0-9a-f]{32}$": new_id("art"),
     r"^evt_[0-9a-f]{32}$": new_id("evt"),
+    r"^rpl_[0-9a-f]{32}$": new_id("rpl"),
     r"^job_[0-9a-f]{32}$": new_id("job"),
     r"^run_[0-9a-f]{32}$": new_id("run"),
     r"^upl_[0-9a-f]{32}$": new_id("upl"),

@@ -7,7 +7,13 @@ import pytest
 from pydantic import ValidationError
 
 from planstream.domain.errors import EventRejected
-from planstream.domain.events import EVENT_MODELS, Failure, StepFailed, StepRequested
+from planstream.domain.events import (
+    EVENT_MODELS,
+    Failure,
+    RunCompleted,
+    StepFailed,
+    StepRequested,
+)
 from planstream.domain.ids import new_id
 from planstream.domain.wire import decode_event, encode_event
 from tests.factories import make_step_requested
@@ -101,3 +107,17 @@ def test_step_failed_carries_a_failure() -> None:
         failure=Failure(rule="ARTIFACT_MISSING", severity="critical", detail="gone"),
     )
     assert decode_event(StepFailed, encode_event(event, LIMIT), LIMIT) == event
+
+
+def test_replay_id_is_written_only_when_set_so_earlier_v1_readers_read_production_events() -> None:
+    event = RunCompleted(
+        event_id=new_id("evt"),
+        run_id=new_id("run"),
+        occurred_at=datetime.now(UTC),
+        steps_completed=7,
+    )
+    assert b"replay_id" not in encode_event(event, 10_000)
+    replayed = event.model_copy(update={"replay_id": new_id("rpl")})
+    data = encode_event(replayed, 10_000)
+    assert b'"replay_id":"rpl_' in data
+    assert decode_event(RunCompleted, data, 10_000) == replayed

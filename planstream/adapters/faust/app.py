@@ -1,4 +1,14 @@
-"""The Faust app factory, the runtime every service shares, and how an event is processed."""
+"""The Faust app factory, the runtime every service shares, and how an event is processed.
+
+A replay app (``create_app(..., replay=True)``; docs/replay.md) runs the same agents on the
+replay family: its own app id, so its own consumer groups, dedup table and changelog; every
+``event_topic`` is the topic's replay twin, whose codec refuses an event without a
+``replay_id`` (a production codec refuses one with it); an agent on a topic with no twin is not
+started. Each event is handled inside its replay, its dedup key under the replay id; what the
+replay gate does around it (its scope, a cancelled replay's events dropped, a refused event's
+attempt failed) is ``planstream.adapters.faust.replay_gate``. ``replay_concurrency`` events are
+in flight per replay process.
+"""
 
 import asyncio
 import logging
@@ -11,8 +21,9 @@ from aiohttp import web
 from faust.types import EventT, Message, TransportT
 
 from planstream.adapters import logs, tracing
-from planstream.adapters.composition import open_runtime
+from planstream.adapters.composition import open_replay_runtime, open_runtime
 from planstream.adapters.faust.consumer import FlowSafeTransport
+from planstream.adapters.faust.replay_gate import ReplayGate
 from planstream.adapters.kafka import DeadLetteringTopic, DeadLetters, EventCodec
 from planstream.adapters.kafka.security import faust_options
 from planstream.adapters.metrics_server import Liveness, start_metrics_server
@@ -21,15 +32,16 @@ from planstream.crashpoints import crashpoint
 from planstream.domain.errors import PermanentError, RetryableError
 from planstream.domain.events import Event, StepEvent
 from planstream.domain.wire import encode_event
+from planstream.ports import ReplayLedger
 from planstream.services import metrics
 from planstream.services.jobs import JobHeldElsewhere
 from planstream.services.retrying import RetryPolicy, call_through_outages, call_with_retries
 from planstream.services.runtime import Runtime
 from planstream.services.workpool import WorkPool
 from planstream.settings import Settings
-from topics import TopicSpec, by_name
+from topics import REPLAY_FAMILY, TopicSpec, by_name, replay_twin
 
-__all__ = ["PlanstreamApp", "TopicPublisher", "create_app"]
+__all__ = ["PlanstreamApp", "TopicPublisher", "app_id", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +53,8 @@ T = TypeVar("T")
 # data (repeating it cannot help; planstream.adapters.postgres.db says which errors those are).
 _REFUSALS: tuple[type[BaseException], ...] = (PermanentError, RetryableError, *DATA_ERRORS)
 
+_REPLAY_TOPICS = frozenset(spec.name for spec in REPLAY_FAMILY)
+
 
 class PlanstreamApp(faust.App):
     """A Faust app that knows its service, its dead letters, and what to close on stop."""
@@ -49,16 +63,26 @@ class PlanstreamApp(faust.App):
     # the libraries' level (planstream.adapters.logs); planstream's are logged with ``log``.
     logger = logging.getLogger("faust.app.planstream")
 
-    def __init__(self, settings: Settings, service: str, **options: Any) -> None:
+    def __init__(
+        self, settings: Settings, service: str, *, replay: bool = False, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.settings = settings
         self.service_name = service
+        self.replay = replay
         self.dead_letters = DeadLetters(self, settings, service)
-        self.pool = WorkPool(settings.model_concurrency, service)
+        limit = settings.replay_concurrency if replay else settings.model_concurrency
+        self.pool = WorkPool(limit, service)
         self._retries = RetryPolicy(attempts=settings.max_attempts)
         self._closers: list[Closer] = []
         self._runtime: Runtime | None = None
+        self._ledger: ReplayLedger | None = None
         self._runtime_lock = asyncio.Lock()
+        self.gate = (
+            ReplayGate(service, settings.topic_namespace, self.ledger, self._through_outages)
+            if replay
+            else None
+        )
         # /healthz: the consumer's fetch loop and every handled event count as progress.
         self.liveness = Liveness(settings.liveness_s)
         self._metrics: web.AppRunner | None = None
@@ -71,11 +95,37 @@ class PlanstreamApp(faust.App):
         """The process's pools and clients, opened on first use and closed on stop."""
         async with self._runtime_lock:
             if self._runtime is None:
-                self._runtime, close = await open_runtime(
-                    self.settings, self.service_name, TopicPublisher(self)
-                )
+                publisher = TopicPublisher(self)
+                if self.replay:
+                    self._runtime, self._ledger, close = await open_replay_runtime(
+                        self.settings, self.service_name, publisher
+                    )
+                else:
+                    self._runtime, close = await open_runtime(
+                        self.settings, self.service_name, publisher
+                    )
                 self.on_close(close)
             return self._runtime
+
+    async def ledger(self) -> ReplayLedger:
+        """The replays' ledger of a replay app (opened with its runtime)."""
+        await self.runtime()
+        assert self._ledger is not None, "only a replay app keeps a replay ledger"
+        return self._ledger
+
+    def agent(self, channel: Any = None, **kwargs: Any) -> Any:
+        """Faust's agent decorator; in a replay app, an agent on a topic outside the replay
+        family (Image I/O's images, reviews: a replay carries none) is not started."""
+        if self.replay and isinstance(channel, faust.Topic):
+            names = [t.removeprefix(self.settings.topic_namespace) for t in channel.topics]
+            if not all(name in _REPLAY_TOPICS for name in names):
+                log.info(
+                    "%s (replay): no agent on %s, which no replay event travels",
+                    self.service_name,
+                    ",".join(names),
+                )
+                return lambda function: function
+        return super().agent(channel, **kwargs)
 
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()
@@ -120,13 +170,18 @@ class PlanstreamApp(faust.App):
             self._metrics = None
 
     def event_topic(self, spec: TopicSpec) -> faust.Topic:
-        """A catalogue topic whose undecodable messages are dead-lettered."""
-        assert spec.value_model is not None, f"{spec.name} carries no event model"
+        """A catalogue topic whose undecodable messages are dead-lettered; in a replay app, the
+        topic's replay twin (a twin is its own), whose events must carry a replay id."""
+        model = spec.value_model
+        assert model is not None, f"{spec.name} carries no event model"
+        if self.replay and spec.name not in _REPLAY_TOPICS:
+            spec = replay_twin(spec)
+        codec = EventCodec(model, self.settings.max_event_bytes, replay=self.replay)
         return DeadLetteringTopic(
             self,
             topics=[spec.full_name(self.settings.topic_namespace)],
             key_serializer="raw",
-            value_serializer=EventCodec(spec.value_model, self.settings.max_event_bytes),
+            value_serializer=codec,
             partitions=self.settings.topic_partitions,
             dead_letters=self.dead_letters,
         )
@@ -160,11 +215,11 @@ class PlanstreamApp(faust.App):
             log.info("%s", held)  # not done here: no mark, so a later re-drive still runs
             return
         except _REFUSALS as exc:  # the event's fault: dead-lettered, the agent goes on
-            await self.dead_letters.send(event.message, exc)
+            await self._refused(event, exc)
             return
         except Exception as exc:  # a bug: keep the event for a redrive after the fix
             log.exception("%s failed on an event; it is dead-lettered", self.service_name)
-            await self.dead_letters.send(event.message, exc)
+            await self._refused(event, exc)
             return
         finally:
             metrics.observe_handling(
@@ -173,6 +228,12 @@ class PlanstreamApp(faust.App):
             self.liveness.beat()
         crashpoint("dedup.after_emit_before_mark")
         self.dedup[key] = time.time()
+
+    async def _refused(self, event: EventT[Event], error: BaseException) -> None:
+        """Dead-letter the event; in a replay app, its attempt failed in its replay."""
+        await self.dead_letters.send(event.message, error)
+        if self.gate is not None:
+            await self.gate.mark(cast(Event, event.value), "failed", error)
 
     async def _count_rebalance(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Faust assigned this worker its partitions (``on_partitions_assigned``)."""
@@ -204,7 +265,13 @@ class PlanstreamApp(faust.App):
             },
         )
         with logs.bound(**_log_fields(value, message)):
-            await self._submit(event, traced)
+            if self.gate is None:
+                await self._submit(event, traced)
+                return
+            with self.gate.inside(value):
+                if await self.gate.ended(value, message.topic):
+                    return
+                await self._submit(event, traced)  # the pool's task keeps the replay's scope
 
     async def _submit(self, event: EventT[Event], handle: Callable[[], Awaitable[object]]) -> None:
         value = cast(Event, event.value)
@@ -262,9 +329,11 @@ def _log_fields(value: Event, message: Message) -> dict[str, object]:
 
 
 def _dedup_key(service: str, value: Event) -> str:
-    """The idempotency key of what ``service`` does with the event."""
+    """The idempotency key of what ``service`` does with the event (a replay's: under its id,
+    so two replays of one attempt are two effects)."""
     key = value.idempotency_key if isinstance(value, StepEvent) else value.event_id
-    return f"{service}:{type(value).__name__}:{key}"
+    done = f"{service}:{type(value).__name__}:{key}"
+    return done if value.replay_id is None else f"{value.replay_id}:{done}"
 
 
 class TopicPublisher:
@@ -285,14 +354,25 @@ class TopicPublisher:
         metrics.count_published(self._app.service_name, spec.name, size)
 
 
-def create_app(settings: Settings, service: str) -> PlanstreamApp:
-    """One Faust app per service, configured as FAUST-NOTES.md recommends."""
+def app_id(settings: Settings, service: str, *, replay: bool = False) -> str:
+    """The Faust app id (consumer group, table and changelog names) of ``service``'s app:
+    ``planstream-<service>``, or ``planstream-replay-<service>`` for its replay app."""
+    mode = "replay-" if replay else ""
+    return f"planstream-{mode}{service}{settings.app_id_suffix}"
+
+
+def create_app(settings: Settings, service: str, *, replay: bool = False) -> PlanstreamApp:
+    """One Faust app per service (and one per service's replay mode), configured as
+    FAUST-NOTES.md recommends."""
     datadir = settings.work_dir / "faust"  # Faust's own folders, not in the working folder
     datadir.mkdir(parents=True, exist_ok=True)
+    if replay:
+        metrics.label_mode("replay")
     return PlanstreamApp(
         settings,
         service,
-        id=f"planstream-{service}{settings.app_id_suffix}",
+        replay=replay,
+        id=app_id(settings, service, replay=replay),
         **faust_options(settings),  # the broker and its TLS/SASL credentials
         store="memory://",
         datadir=str(datadir / "{conf.name}-data"),

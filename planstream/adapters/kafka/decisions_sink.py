@@ -36,7 +36,7 @@ from planstream.domain.service_names import DECISIONS_SINK
 from planstream.services import metrics
 from planstream.services.retrying import call_through_outages
 from planstream.settings import Settings
-from topics import DECISION_MADE
+from topics import DECISION_MADE, replay_twin
 
 __all__ = [
     "SERVICE",
@@ -70,9 +70,11 @@ def _crash_here(_: Sequence[DecisionMade]) -> None:
     crashpoint("decisions_sink.after_write")
 
 
-def group_id(settings: Settings) -> str:
-    """The Faust agent's app id: committed offsets carry over to the plain consumer."""
-    return f"planstream-{SERVICE}{settings.app_id_suffix}"
+def group_id(settings: Settings, *, replay: bool = False) -> str:
+    """The Faust agent's app id: committed offsets carry over to the plain consumer. The replay
+    sink's is ``planstream-replay-decisions_sink`` (planstream.adapters.kafka.replay_sink)."""
+    mode = "replay-" if replay else ""
+    return f"planstream-{mode}{SERVICE}{settings.app_id_suffix}"
 
 
 @dataclass
@@ -242,11 +244,12 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
         metrics.count_rebalance(SERVICE)
 
 
-def new_consumer(settings: Settings) -> AIOKafkaConsumer:
-    """The sink's consumer: manual commits, from the start of a partition nobody committed."""
+def new_consumer(settings: Settings, *, replay: bool = False) -> AIOKafkaConsumer:
+    """The sink's consumer: manual commits, from the start of a partition nobody committed
+    (the replay sink's: on the decisions' replay twin, in its own group)."""
     consumer = AIOKafkaConsumer(
         **client_options(settings),
-        group_id=group_id(settings),
+        group_id=group_id(settings, replay=replay),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=10_000,
@@ -254,7 +257,8 @@ def new_consumer(settings: Settings) -> AIOKafkaConsumer:
         rebalance_timeout_ms=10_000,
         request_timeout_ms=20_000,
     )
-    consumer.subscribe([DECISION_MADE.full_name(settings.topic_namespace)], listener=_Rebalances())
+    topic = replay_twin(DECISION_MADE) if replay else DECISION_MADE
+    consumer.subscribe([topic.full_name(settings.topic_namespace)], listener=_Rebalances())
     return consumer
 
 

@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 import asyncpg
@@ -51,17 +52,45 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond what asyncpg always does first (drop the
+    connection's listeners, roll back a transaction left open); see ``create_pool``."""
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float | None = None
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    command_timeout: float | None = None,
+    setup: Callable[[asyncpg.pool.PoolConnectionProxy], Awaitable[None]] | None = None,
+    keep_session: bool = True,
 ) -> asyncpg.Pool:
     """A pool whose connections decode json/jsonb to Python values; with ``command_timeout``
-    (``settings.db_timeout_s``), every statement that runs longer is cancelled (TimeoutError)."""
+    (``settings.db_timeout_s``), every statement that runs longer is cancelled (TimeoutError).
+    ``setup`` runs on every acquire (a replay's search_path: planstream.adapters.postgres.replays);
+    when it raises, the acquire fails and asyncpg closes that connection.
+
+    A released connection is not sent asyncpg's reset query (``pg_advisory_unlock_all(); CLOSE
+    ALL; UNLISTEN *; RESET ALL``: a round trip per release, about 50 us of this process's CPU),
+    because no code that uses a production pool leaves what it undoes: advisory locks are only
+    taken with ``pg_advisory_xact_lock`` (released with the transaction), nothing LISTENs or
+    declares a cursor WITH HOLD, and no statement SETs a session variable (the one SET, in the
+    local stack's provisioning, is on its own connection). A transaction left open is still
+    rolled back and listeners dropped (asyncpg does that before any reset). Statements prepared
+    by asyncpg's cache and the type codecs of ``init`` survive a release either way.
+    ``tests/unit/test_pool_session_state.py`` fails if session state appears in the code. The
+    replay pool is the exception, with ``keep_session=False``: its ``setup`` sets the session's
+    search_path and holds the replay's lock shared, which asyncpg's reset takes off again.
+    """
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session if keep_session else None,  # None: asyncpg's own reset
         command_timeout=command_timeout,
+        setup=setup,
     )
     assert pool is not None
     return pool

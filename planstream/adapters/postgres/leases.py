@@ -10,7 +10,7 @@ from typing import Any, cast
 import asyncpg
 
 from planstream.domain.errors import PermanentError
-from planstream.domain.records import Lease, LeaseRefusal, NewJob
+from planstream.domain.records import Lease, LeaseRefusal, NewJob, Run
 
 __all__ = ["JobLeases"]
 
@@ -21,13 +21,10 @@ __all__ = ["JobLeases"]
 # A delivery is counted when the job comes to a worker (first, after a crash, a take-over or a
 # re-drive), not when its holder tries again inside its own lease (an in-process retry of a
 # dependency's hiccup): otherwise a one-second S3 blip spent a step's whole budget (F13).
-_ACQUIRE = """
-WITH previous AS (SELECT locked_by FROM pipeline_jobs WHERE idempotency_key = $6)
-INSERT INTO pipeline_jobs AS j (
+_JOB_COLUMNS = """
     job_id, run_id, step_id, attempt, service, idempotency_key, payload_ref, max_attempts,
-    status, attempts, locked_by, locked_at, lease_expires_at, lease_epoch)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        'running', 1, $9, now(), now() + make_interval(secs => $10), 1)
+    status, attempts, locked_by, locked_at, lease_expires_at, lease_epoch"""
+_TAKE_OVER = """
 ON CONFLICT (idempotency_key) DO UPDATE SET
     status = 'running',
     payload_ref = CASE WHEN j.payload_ref ? 'topic' THEN j.payload_ref
@@ -42,9 +39,37 @@ ON CONFLICT (idempotency_key) DO UPDATE SET
 WHERE j.status IN ('pending', 'running')
   AND (j.locked_by IS NULL OR j.lease_expires_at < now() OR j.locked_by = EXCLUDED.locked_by)
   AND (j.attempts < j.max_attempts
-       OR j.locked_by = EXCLUDED.locked_by AND j.lease_expires_at >= now())
-RETURNING job_id, lease_epoch, attempts, (SELECT locked_by FROM previous) AS previous_holder
-"""
+       OR j.locked_by = EXCLUDED.locked_by AND j.lease_expires_at >= now())"""
+
+_ACQUIRE = (
+    "WITH previous AS (SELECT locked_by FROM pipeline_jobs WHERE idempotency_key = $6)"
+    f"\nINSERT INTO pipeline_jobs AS j ({_JOB_COLUMNS})"
+    "\nVALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+    " 'running', 1, $9, now(), now() + make_interval(secs => $10), 1)"
+    f"{_TAKE_OVER}"
+    "\nRETURNING job_id, lease_epoch, attempts, (SELECT locked_by FROM previous) AS previous_holder"
+)
+
+# The same lease, and the run the job belongs to, in one round trip: the job is only created or
+# taken when the run exists (no run: no row, and no job touched). The run and the job's state
+# before the statement (who held it, and why a refusal) come from the statement's snapshot,
+# which is what a separate read just before would have seen.
+_ACQUIRE_WITH_RUN = (
+    "WITH run AS (SELECT run_id, upload_id, ratio, quality_post_step4, request_text, status,"
+    " current_step, owner FROM pipeline_runs WHERE run_id = $2),"
+    "\nbefore AS (SELECT locked_by, status, attempts, max_attempts FROM pipeline_jobs"
+    " WHERE idempotency_key = $6),"
+    f"\nlease AS (INSERT INTO pipeline_jobs AS j ({_JOB_COLUMNS})"
+    "\nSELECT $1::text, $2::text, $3::smallint, $4::smallint, $5::text, $6::text, $7::jsonb,"
+    " $8::integer, 'running', 1, $9::text, now(), now() + make_interval(secs => $10::float8), 1"
+    " FROM run"
+    f"{_TAKE_OVER}"
+    "\nRETURNING job_id, lease_epoch, attempts)"
+    "\nSELECT run.*, lease.job_id AS lease_job_id, lease.lease_epoch, lease.attempts AS deliveries,"
+    " before.locked_by AS previous_holder, before.status AS job_status,"
+    " before.attempts AS job_attempts, before.max_attempts AS job_max_attempts"
+    "\nFROM run LEFT JOIN lease ON true LEFT JOIN before ON true"
+)
 
 # Record a job as pending (no lease, no delivery yet) when its event arrives; a job made
 # earlier without its event (the ingress makes the first Image I/O job) gains the event.
@@ -61,17 +86,22 @@ UPDATE pipeline_jobs SET lease_expires_at = now() + make_interval(secs => $3), u
 WHERE job_id = $1 AND lease_epoch = $2 AND status = 'running'
 """
 
+# Record the outcome if the presented epoch is current; otherwise record the refused write.
+# One statement (the refusal reads the job as the statement found it, untouched), one round trip.
 _FINISH = """
-UPDATE pipeline_jobs SET
-    status = $3, result_ref = $4, processing_time_ms = $5, last_error = $6,
-    last_error_stack = $7, locked_by = NULL, lease_expires_at = NULL, result_epoch = $2,
-    completed_at = CASE WHEN $3 = 'completed' THEN now() END, updated_at = now()
-WHERE job_id = $1 AND lease_epoch = $2 AND status = 'running'
-"""
-
-_REFUSED = """
-INSERT INTO pipeline_stale_writes (job_id, presented_epoch, current_epoch, worker_id, attempted)
-SELECT job_id, $2, lease_epoch, $3, $4 FROM pipeline_jobs WHERE job_id = $1
+WITH done AS (
+    UPDATE pipeline_jobs SET
+        status = $3, result_ref = $4, processing_time_ms = $5, last_error = $6,
+        last_error_stack = $7, locked_by = NULL, lease_expires_at = NULL, result_epoch = $2,
+        completed_at = CASE WHEN $3 = 'completed' THEN now() END, updated_at = now()
+    WHERE job_id = $1 AND lease_epoch = $2 AND status = 'running'
+    RETURNING job_id),
+refused AS (
+    INSERT INTO pipeline_stale_writes
+        (job_id, presented_epoch, current_epoch, worker_id, attempted)
+    SELECT job_id, $2, lease_epoch, $8, $9 FROM pipeline_jobs
+    WHERE job_id = $1 AND NOT EXISTS (SELECT 1 FROM done))
+SELECT count(*) FROM done
 """
 
 # Jobs nobody works on: leases that expired, and jobs received but never leased for a lease
@@ -90,6 +120,25 @@ ORDER BY coalesce(lease_expires_at, updated_at)
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
+
+
+_RUN_FIELDS = (
+    "run_id",
+    "upload_id",
+    "ratio",
+    "quality_post_step4",
+    "request_text",
+    "status",
+    "current_step",
+    "owner",
+)
+
+
+def _refusal(status: str, attempts: int, limit: int) -> LeaseRefusal:
+    """Why a job that exists was not leased: its end, its spent deliveries, or its holder."""
+    if status in ("completed", "failed", "blocked"):
+        return cast(LeaseRefusal, status)
+    return "exhausted" if attempts >= limit else "leased"
 
 
 class JobLeases:
@@ -113,9 +162,25 @@ class JobLeases:
             "SELECT status, attempts, max_attempts FROM pipeline_jobs WHERE idempotency_key = $1",
             job.idempotency_key,
         )
-        if status in ("completed", "failed", "blocked"):
-            return cast(LeaseRefusal, status)
-        return "exhausted" if attempts >= limit else "leased"
+        return _refusal(status, attempts, limit)
+
+    async def acquire_with_run(
+        self, job: NewJob, *, worker_id: str, lease_s: float
+    ) -> tuple[Run, Lease | LeaseRefusal] | None:
+        """``acquire``, and the job's run, in one round trip; None (and no job touched) when
+        the run does not exist."""
+        row = await self._pool.fetchrow(_ACQUIRE_WITH_RUN, *job.row(), worker_id, float(lease_s))
+        if row is None:
+            return None
+        run = Run(**{field: row[field] for field in _RUN_FIELDS})
+        if row["lease_job_id"] is not None:
+            previous = row["previous_holder"]
+            taken_over = previous is not None and previous != worker_id
+            lease = Lease(row["lease_job_id"], row["lease_epoch"], row["deliveries"], taken_over)
+            return run, lease
+        if row["job_status"] is None:  # made by another worker since the statement's snapshot
+            return run, "leased"
+        return run, _refusal(row["job_status"], row["job_attempts"], row["job_max_attempts"])
 
     async def receive(self, job: NewJob) -> bool:
         """Record the job as pending (a no-op if it exists); False if the run is unknown."""
@@ -142,21 +207,19 @@ class JobLeases:
         stack: str | None = None,
     ) -> bool:
         """Record the outcome if ``lease`` is current; a stale epoch is refused and recorded."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            result = await conn.execute(
-                _FINISH,
-                lease.job_id,
-                lease.epoch,
-                status,
-                result_ref,
-                processing_time_ms,
-                error,
-                stack,
-            )
-            if cast(str, result) == "UPDATE 1":
-                return True
-            await conn.execute(_REFUSED, lease.job_id, lease.epoch, worker_id, f"finish:{status}")
-            return False
+        finished = await self._pool.fetchval(
+            _FINISH,
+            lease.job_id,
+            lease.epoch,
+            status,
+            result_ref,
+            processing_time_ms,
+            error,
+            stack,
+            worker_id,
+            f"finish:{status}",
+        )
+        return cast(int, finished) == 1
 
     async def expired(self, redrive_after_s: float, limit: int) -> list[dict[str, Any]]:
         """Jobs nobody works on (lease expired, or received and never leased), claimed for a

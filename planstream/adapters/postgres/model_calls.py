@@ -16,17 +16,19 @@ class ModelCallLog:
         self._pool = pool
 
     async def record(self, call: ModelCall) -> None:
-        """Write the call; a call recorded as ``started`` is completed, anything else is kept."""
+        """Write the call; a call recorded as ``started`` is completed (its answer with it, in
+        the same statement), anything else is kept."""
         await self._pool.execute(
             "INSERT INTO pipeline_model_calls (call_id, run_id, step_id, attempt, job_id,"
             " service, purpose, model, prompt_version, outcome, input_tokens, output_tokens,"
-            " cost_usd, latency_ms, finish_reason, error, transport_attempt, waited_ms)"
+            " cost_usd, latency_ms, finish_reason, error, transport_attempt, waited_ms, answer)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-            " $17, $18)"
+            " $17, $18, $19)"
             " ON CONFLICT (call_id) DO UPDATE SET outcome = EXCLUDED.outcome,"
             " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
             " cost_usd = EXCLUDED.cost_usd, latency_ms = EXCLUDED.latency_ms,"
-            " finish_reason = EXCLUDED.finish_reason, error = EXCLUDED.error"
+            " finish_reason = EXCLUDED.finish_reason, error = EXCLUDED.error,"
+            " answer = EXCLUDED.answer"
             " WHERE pipeline_model_calls.outcome = 'started'",
             call.call_id,
             call.run_id,
@@ -46,6 +48,7 @@ class ModelCallLog:
             call.error,
             call.transport_attempt,
             call.waited_ms,
+            call.answer,
         )
 
     async def count(

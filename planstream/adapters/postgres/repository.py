@@ -291,14 +291,17 @@ class Repository:
         )
 
     async def use_checked_copy(
-        self, artifact_id: str, storage_bucket: str, storage_path: str
+        self, artifact_id: str, storage_bucket: str, storage_path: str, metadata: dict[str, Any]
     ) -> None:
-        """Point the artifact at Image I/O's immutable copy; the old object's URL is dropped."""
+        """Point the artifact at Image I/O's immutable copy, the facts merged into its metadata
+        (one statement); the old object's URL is dropped."""
         await self._pool.execute(
             "UPDATE pipeline_artifacts SET storage_bucket = $2, storage_path = $3,"
+            " metadata_json = metadata_json || $4,"
             " signed_url_cached = NULL, signed_url_expires_at = NULL, updated_at = now()"
             " WHERE artifact_id = $1",
             artifact_id,
             storage_bucket,
             storage_path,
+            metadata,
         )

@@ -6,9 +6,12 @@ answers at once. Baseline: a chain of four raw aiokafka hops (``raw_hop``, ackno
 awaited per message) over the same topics' shapes, each producing the JSON payload the matching
 planstream service produced in the warm-up, from the same ``StepRequested`` bytes, clocked to
 the last ``DecisionMade`` read back. Figure 7 repeats planstream with a second process of every
-service. The three are measured in rotating order within each repeat.
+service. The three are measured in rotating order within each repeat. With a sampler
+(``planstream bench --sampling-profile``), one more batch of planstream runs after the repeats
+under py-spy, counted in no figure (``planstream.dev.bench.sampling``).
 """
 
+import contextlib
 import json
 import statistics
 import time
@@ -21,6 +24,7 @@ from planstream.dev.bench.harness import Pipeline, cpu_now
 from planstream.dev.bench.profile import Profile
 from planstream.dev.bench.report import progress
 from planstream.dev.bench.rows import step_request
+from planstream.dev.bench.sampling import Sampler
 from planstream.dev.bench.stats import Better, Figure, Pair, Series, Target, verify_exactly_once
 from planstream.dev.bench.workspace import Workspace
 from planstream.dev.launcher import Service
@@ -119,15 +123,26 @@ class _Raw:
         verify_exactly_once("raw chain outputs", self.sent, seen)
 
 
-async def _planstream(pipeline: Pipeline, count: int, timeout_s: float) -> dict[str, float]:
-    """One measured batch: runs/s and CPU ms per run (services, and the model server)."""
+def _sampled() -> dict[int, str]:
+    """The processes a sampling profile watches: the services and the model server."""
+    wanted = {*children.PIPELINE, "model_server"}
+    return {pid: label for pid, label in cpu_now().labels.items() if label in wanted}
+
+
+async def _planstream(
+    pipeline: Pipeline, count: int, timeout_s: float, sampler: Sampler | None = None
+) -> dict[str, float]:
+    """One measured batch: runs/s and CPU ms per run (services, and the model server); with a
+    sampler, the services are sampled from the submission to the last decision."""
     await warm_up(pipeline, timeout_s)
     runs = await pipeline.seed(count)
-    before, load = cpu_now(), cpu.MachineLoad()
-    started = await pipeline.submit(runs)
-    finished = await pipeline.decided(runs, timeout_s)
-    spent = cpu_now().spent_since(before)
-    busy = load.cores_busy()
+    watched = sampler.window(_sampled()) if sampler else contextlib.nullcontext()
+    async with watched:
+        before, load = cpu_now(), cpu.MachineLoad()
+        started = await pipeline.submit(runs)
+        finished = await pipeline.decided(runs, timeout_s)
+        spent = cpu_now().spent_since(before)
+        busy = load.cores_busy()
     await pipeline.verify(runs)
     result = {"runs/s": count / (finished - started), "machine_cores_busy": busy}
     result |= {f"cpu_ms:{label}": seconds / count * 1000 for label, seconds in spent.items()}
@@ -140,9 +155,10 @@ def _series(samples: Sequence[dict[str, float]], key: str) -> Series:
 
 
 async def run_pipeline(
-    workspace: Workspace, profile: Profile, pipeline: Pipeline
+    workspace: Workspace, profile: Profile, pipeline: Pipeline, sampler: Sampler | None = None
 ) -> tuple[Figure, Figure | None]:
-    """Figure 2 (and 7 when the profile scales): all variants, rotating order per repeat."""
+    """Figure 2 (and 7 when the profile scales): all variants, rotating order per repeat; then,
+    with a sampler, one sampled batch that no figure counts."""
     raw = _Raw(workspace.namespaced("rawchain"))
     variants = ["one", "raw", "two"]
     results: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
@@ -176,6 +192,9 @@ async def run_pipeline(
                     took = time.monotonic() - began
                     progress(f"pipeline {index + 1} {variant}: {rate:.1f} runs/s ({took:.0f} s)")
             await raw.verify()
+        if sampler is not None:
+            sampled = await _planstream(pipeline, count, timeout_s, sampler)
+            progress(f"pipeline sampled: {sampled['runs/s']:.1f} runs/s, {sampler.folder}")
     finally:
         await raw.stop()
     return _figures(profile, results, templates)

@@ -22,6 +22,7 @@ from planstream.dev.bench.hop import run_hop
 from planstream.dev.bench.pipeline import run_pipeline
 from planstream.dev.bench.profile import Profile
 from planstream.dev.bench.report import Report, progress
+from planstream.dev.bench.sampling import Sampler
 from planstream.dev.bench.sink import run_sink
 from planstream.dev.bench.slow_model import run_slow_model
 from planstream.dev.bench.stats import Figure
@@ -80,12 +81,12 @@ async def _postgres_version(settings: Settings) -> str:
 
 
 async def _pipeline_figures(
-    workspace: Workspace, profile: Profile, wanted: Collection[str]
+    workspace: Workspace, profile: Profile, wanted: Collection[str], sampler: Sampler | None
 ) -> dict[str, Figure]:
     found: dict[str, Figure] = {}
     async with Pipeline(workspace, "pipe", profile.hang_s) as pipeline:
         if "pipeline" in wanted or "scaling" in wanted:
-            both = await _guarded_pair(run_pipeline(workspace, profile, pipeline))
+            both = await _guarded_pair(run_pipeline(workspace, profile, pipeline, sampler))
             found["pipeline"], scaling = both
             if scaling is not None:
                 found["scaling"] = scaling
@@ -115,9 +116,15 @@ async def _guarded_pair(
 
 
 async def run_bench(
-    base: Settings, profile: Profile, root: Path, wanted: Collection[str] = FIGURES
+    base: Settings,
+    profile: Profile,
+    root: Path,
+    wanted: Collection[str] = FIGURES,
+    sampling: Path | None = None,
 ) -> Report:
-    """Run the wanted figures with ``profile``; the report (not yet written anywhere)."""
+    """Run the wanted figures with ``profile``; the report (not yet written anywhere). With
+    ``sampling``, a py-spy profile per process of one more step-throughput batch goes under
+    ``sampling/<run tag>/`` (``planstream.dev.bench.sampling``)."""
     started = time.monotonic()
     report = Report(
         profile=profile.name,
@@ -128,18 +135,21 @@ async def run_bench(
     report.machine["postgres"] = await _postgres_version(base)
     workspace = await open_workspace(base, root / ".planstream" / "bench")
     report.workspace = workspace.tag
+    sampler = Sampler(sampling / workspace.tag) if sampling is not None else None
     found: dict[str, Figure] = {}
     failed = True
     try:
         if "hop" in wanted:
             found["hop"] = await _guarded("hop", run_hop(workspace, profile))
         if {"pipeline", "slow_model", "head_of_line", "scaling"} & set(wanted):
-            found |= await _pipeline_figures(workspace, profile, wanted)
+            found |= await _pipeline_figures(workspace, profile, wanted, sampler)
         if "sink" in wanted:
             found["sink"] = await _guarded("sink", run_sink(workspace, profile))
         if "dedup" in wanted:
             found["dedup"] = await _guarded("dedup", run_dedup(workspace, profile))
         failed = any(figure.error for figure in found.values())
+        if sampler is not None:
+            progress(f"sampling profile: {sampler.write_summary()}")
     finally:
         await asyncio.shield(workspace.close(keep_files=failed))
         if failed:

@@ -35,8 +35,10 @@ Unit = Literal[
 
 
 def selector(metric: str, *matchers: str) -> str:
-    """``metric{namespace=~"$namespace", <matchers>}``: the series of the chosen deployments."""
-    return metric + "{" + ", ".join(('namespace=~"$namespace"', *matchers)) + "}"
+    """``metric{namespace=~"$namespace", mode!="replay", <matchers>}``: the series of the chosen
+    deployments' production (a replay process labels its series ``mode="replay"``,
+    docs/replay.md; a series without the label matches ``!=``)."""
+    return metric + "{" + ", ".join(('namespace=~"$namespace"', 'mode!="replay"', *matchers)) + "}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The local S3: moto's server on loopback (it keeps objects in memory only)."""
+"""The local S3: moto on loopback (it keeps objects in memory only), served with keep-alive
+by ``planstream.dev.stack.s3_server``."""
 
 import logging
 import sys
@@ -20,11 +21,13 @@ logger = logging.getLogger(__name__)
 
 _PROBE_CONFIG: Final = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
 _PROBE_ERRORS: Final = (BotoCoreError, ClientError, OSError, TimeoutError)
-_SERVER_PACKAGES: Final = ("moto", "flask", "flask_cors")  # what moto[server] installs
+# What moto[server] installs, and uvicorn, which serves it with keep-alive (the local extra).
+_SERVER_PACKAGES: Final = ("moto", "flask", "flask_cors", "uvicorn")
 
 
 class S3(Service):
-    """``python -m moto.server`` on 127.0.0.1:s3_port, with the settings' bucket created."""
+    """moto's S3 on 127.0.0.1:s3_port (``planstream.dev.stack.s3_server``), with the settings'
+    bucket created."""
 
     name = "s3"
 
@@ -42,19 +45,20 @@ class S3(Service):
         if all(find_spec(package) is not None for package in _SERVER_PACKAGES):
             return None
         return (
-            f"The local S3 needs moto's server in {sys.executable}: "
-            "pip install 'moto[server]' (make setup installs it with the 'local' extra)."
+            f"The local S3 needs moto's server and uvicorn in {sys.executable}: "
+            "pip install 'moto[server]' uvicorn (make setup installs them with the 'local' extra)."
         )
 
     def launch(self) -> Launch:
-        """moto's S3-compatible server in the Python running planstream."""
+        """moto's S3-compatible application in the Python running planstream, under uvicorn
+        (``python -m moto.server`` closes the connection after every request)."""
         argv = [
             sys.executable,
             "-m",
-            "moto.server",
-            "-H",
+            "planstream.dev.stack.s3_server",
+            "--host",
             "127.0.0.1",
-            "-p",
+            "--port",
             str(self.settings.s3_port),
         ]
         return Launch(argv, cwd=self.files.folder)
