@@ -6,7 +6,6 @@ they were; a live replay's calls over its cap are refused unmade (REPLAY_COST_CA
 cancelled replay's events are dropped."""
 
 import json
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from planstream.adapters.postgres.model_calls import ModelCallLog
 from planstream.adapters.postgres.replays import ReplayStore, Selection, schema_name
 from planstream.adapters.postgres.repository import Repository
 from planstream.adapters.storage import Storage
-from planstream.dev.launcher import Service, log_holds, running
+from planstream.dev.launcher import log_holds, replay_workers, running
 from planstream.domain.events import (
     ComparisonCompleted,
     DecisionMade,
@@ -41,16 +40,11 @@ from topics import CATALOGUE, INFO_EXTRACTED, INFO_REQUESTED, REPLAY_FAMILY, rep
 _AUDIT = {"consistency_score": 0.9, "contradictions": ["S4 may be a WC"]}
 
 
-def _replay_worker(name: str) -> Service:
-    return Service(f"{name}-replay", (sys.executable, "-m", "agents", name, "--replay"), "Ready")
-
-
 @pytest.fixture(scope="module")
 def replay_logs(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The four replay workers, running for the module; their logs' folder."""
     logs = tmp_path_factory.mktemp("replay-workers")
-    names = ("info_worker", "comparison_worker", "supervisor", "decisions_sink")
-    with running(settings, [_replay_worker(name) for name in names], logs):
+    with running(settings, replay_workers(), logs):
         yield logs
 
 

@@ -284,26 +284,36 @@ async def opened(
         )
 
 
-async def _main(settings: Settings) -> None:
+Opener = Callable[..., contextlib.AbstractAsyncContextManager["DecisionsSink"]]
+"""``opened`` or the replay sink's: a sink over ``(settings, stop, liveness=…)``."""
+
+
+async def serve(settings: Settings, open_sink: Opener, *, replay: bool = False) -> None:
+    """Run the sink ``open_sink`` opens, with its metrics and liveness, until SIGTERM or
+    SIGINT; ``replay``: the replay sink (its series labelled ``mode="replay"``)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     liveness = Liveness(settings.liveness_s)
+    mode = " (replay)" if replay else ""
+    if replay:
+        metrics.label_mode("replay")
     async with (
         serving_metrics(settings, SERVICE, liveness),
-        opened(settings, stop, liveness=liveness) as sink,
+        open_sink(settings, stop, liveness=liveness) as sink,
     ):
         log.info(
-            "%s: Ready, batches of up to %d decisions",
+            "%s: Ready%s, batches of up to %d decisions",
             SERVICE,
+            mode,
             settings.sink_batch_size,
-            extra={"group_id": group_id(settings)},
+            extra={"group_id": group_id(settings, replay=replay)},
         )
         await sink.run()
-    log.info("%s: stopped", SERVICE)
+    log.info("%s: stopped%s", SERVICE, mode)
 
 
 def run(settings: Settings) -> None:
     """Sink decisions until SIGTERM."""
-    asyncio.run(_main(settings))
+    asyncio.run(serve(settings, opened))

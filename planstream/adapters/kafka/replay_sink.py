@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -24,10 +23,10 @@ from planstream.adapters.kafka.decisions_sink import (
     SERVICE,
     AfterWrite,
     DecisionsSink,
-    group_id,
     new_consumer,
+    serve,
 )
-from planstream.adapters.metrics_server import Liveness, serving_metrics
+from planstream.adapters.metrics_server import Liveness
 from planstream.adapters.postgres.db import OUTAGE_ERRORS
 from planstream.adapters.postgres.decision_log import DecisionLog, Stored
 from planstream.adapters.postgres.replay_ledger import ReplayLedger
@@ -153,27 +152,6 @@ async def opened(
         )
 
 
-async def _main(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    liveness = Liveness(settings.liveness_s)
-    metrics.label_mode("replay")
-    async with (
-        serving_metrics(settings, SERVICE, liveness),
-        opened(settings, stop, liveness=liveness) as sink,
-    ):
-        log.info(
-            "%s: Ready (replay), batches of up to %d decisions",
-            SERVICE,
-            settings.sink_batch_size,
-            extra={"group_id": group_id(settings, replay=True)},
-        )
-        await sink.run()
-    log.info("%s: stopped (replay)", SERVICE)
-
-
 def run(settings: Settings) -> None:
     """Sink replayed decisions until SIGTERM."""
-    asyncio.run(_main(settings))
+    asyncio.run(serve(settings, opened, replay=True))
