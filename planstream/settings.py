@@ -308,6 +308,9 @@ class Settings(BaseModel):
     console_history_limit: int = Field(
         default=20, ge=1, le=1_000, description="routing-flag changes the flags page lists"
     )
+    console_replays_limit: int = Field(
+        default=50, ge=1, le=1_000, description="replays the console's replays page lists"
+    )
 
     # Migration (docs/migration.md): the routing flags' cache, and the old run-pipeline-step
     # function the legacy bridge calls for the steps routed to it.

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from planstream.adapters.kafka import EventPublisher
+from planstream.adapters.postgres.replay_diff import decision_diff
 from planstream.adapters.postgres.replays import (
     RecordedDecision,
     ReplayRecord,
@@ -26,11 +27,8 @@ from planstream.domain.policy import quality_for_step
 from planstream.domain.prompts import AUDIT, COMPARISON, EXTRACTION
 from planstream.domain.replay import (
     ReplayMode,
-    ReplaySummary,
     Selection,
-    StepDiff,
     flip_gate,
-    summarise,
 )
 from planstream.domain.rule_trace import trace_document
 from planstream.domain.spaces import load_spaces
@@ -108,7 +106,7 @@ async def start(settings: Settings, pool: asyncpg.Pool, args: argparse.Namespace
     )
     if args.trace:
         await _trace(settings, pool, store, replay_id, attempts)
-    diffs, summary = await _diffs(store, replay_id)
+    diffs, summary = await decision_diff(store, replay_id)
     print(diff_text(_heading(record), diffs, summary, all_=False))
     return 0 if record.status == "completed" else 1
 
@@ -146,25 +144,6 @@ async def _publish(
         await publisher.stop()
 
 
-async def _diffs(store: ReplayStore, replay_id: str) -> tuple[list[StepDiff], ReplaySummary]:
-    originals = {d.decision_id: d for d in await store.originals(replay_id)}
-    by_key = {(d.run_id, d.step_id, d.attempt): d for d in originals.values()}
-    diffs = []
-    for replayed in await store.replayed(replay_id):
-        original = by_key[(replayed.run_id, replayed.step_id, replayed.attempt)]
-        diffs.append(
-            StepDiff(
-                replayed.run_id,
-                replayed.step_id,
-                replayed.attempt,
-                original.side(),
-                replayed.side(),
-                replayed.error,
-            )
-        )
-    return diffs, summarise(diffs)
-
-
 def _heading(record: ReplayRecord) -> dict[str, object]:
     return {
         "replay_id": record.replay_id,
@@ -182,7 +161,7 @@ def _heading(record: ReplayRecord) -> dict[str, object]:
 async def show(pool: asyncpg.Pool, replay_id: str, args: argparse.Namespace) -> int:
     store = ReplayStore(pool)
     record = await _record(store, replay_id)
-    diffs, summary = await _diffs(store, replay_id)
+    diffs, summary = await decision_diff(store, replay_id)
     heading = _heading(record)
     heading["versions_before"] = _rules_versions(await store.originals(replay_id))
     heading["versions_after"] = _rules_versions(
@@ -206,7 +185,7 @@ async def diff(pool: asyncpg.Pool, replay_id: str, max_flips: int) -> int:
     attempt failed, or the replay is not finished."""
     store = ReplayStore(pool)
     await _record(store, replay_id)
-    _, summary = await _diffs(store, replay_id)
+    _, summary = await decision_diff(store, replay_id)
     reason = flip_gate(summary, max_flips)
     if reason is not None:
         print(f"replay {replay_id}: {reason}", file=sys.stderr)

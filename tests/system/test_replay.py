@@ -24,6 +24,7 @@ import asyncpg
 import pytest
 
 from planstream.adapters.http.client import PlanstreamClient
+from planstream.adapters.postgres.replay_diff import recent_replays
 from planstream.adapters.postgres.replays import ReplayStore, SelectedAttempt, Selection
 from planstream.adapters.postgres.repository import Repository
 from planstream.adapters.storage import Storage
@@ -190,3 +191,25 @@ async def test_a_live_replay_keeps_its_calls_and_cost_under_the_replay_within_it
     capped = [a for a in live["attempts"] if a["replayed"] and a["replayed"]["block_reason"]]
     assert calls > 0
     assert any(a["replayed"]["block_reason"] == "REPLAY_COST_CAP" for a in capped), live["summary"]
+
+
+async def test_the_console_lists_the_replays_and_shows_a_diff(
+    batch: list[str], ingress_url: str, operator_token: str, pool: asyncpg.Pool
+) -> None:
+    mine = [r for r in await recent_replays(pool, 100) if set(r.selection["run_ids"]) == set(batch)]
+    looser = [r for r in mine if r.mode == "frozen" and r.versions["rules"] != Policy().version]
+    assert mine and looser  # the frozen test ran first
+    jar = aiohttp.CookieJar(unsafe=True)  # the ingress is an IP address here
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        signed_in = await session.post(
+            f"{ingress_url}/console/sign-in", data={"token": operator_token}
+        )
+        assert signed_in.status == 200, await signed_in.text()
+        listing = await session.get(f"{ingress_url}/console/replays")
+        text = await listing.text()
+        assert listing.status == 200 and all(r.replay_id in text for r in mine)
+        shown = await session.get(f"{ingress_url}/console/replays/{looser[0].replay_id}")
+        page = await shown.text()
+        assert shown.status == 200 and 'class="flip"' in page and "LOW_CONFIDENCE_RATIO" in page
+        missing = await session.get(f"{ingress_url}/console/replays/rpl_{'0' * 32}")
+        assert missing.status == 404

@@ -14,7 +14,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from planstream.adapters.http.console import operations, pages, sign_in
+from planstream.adapters.http.console import operations, pages, replays, sign_in
 from planstream.adapters.http.console.rendering import STATIC_DIR, install, refusal
 from planstream.adapters.http.console.session import (
     PATH,
@@ -70,5 +70,7 @@ def create_console(settings: Settings) -> web.Application:
     app.router.add_get("/dead-letters", operations.dead_letters)
     app.router.add_post("/dead-letters/redrive", operations.redrive_letters)
     app.router.add_get("/flags", operations.flags)
+    app.router.add_get("/replays", replays.replays)
+    app.router.add_get("/replays/{replay_id}", replays.replay_page)
     app.router.add_static("/static", STATIC_DIR, show_index=False, follow_symlinks=False)
     return app
