@@ -169,6 +169,21 @@ async def test_a_frozen_replay_flips_exactly_what_the_rules_predict_and_touches_
     assert fails.returncode == 1 and "decisions flipped" in fails.stderr
 
 
+async def test_trace_shows_what_each_rule_read_and_concluded_for_one_run(
+    batch: list[str], settings: Settings, logs: Path
+) -> None:
+    low_confidence = batch[SCENARIOS.index("low_confidence")]
+    frozen = settings.with_overrides(model_base_url=CLOSED_PORT_MODEL)
+    with running(frozen, replay_workers(), logs / "replay-trace"):
+        traced = _cli(frozen, "start", f"--run={low_confidence}", "--trace", "--timeout=300")
+    assert traced.returncode == 0, traced.stdout + traced.stderr
+    lines = traced.stdout.splitlines()
+    assert any(line.startswith("step 0 attempt 1: ") for line in lines), traced.stdout
+    [fired] = [line for line in lines if "LOW_CONFIDENCE_RATIO" in line and "fired" in line][:1]
+    assert "max_share=0.5" in fired and "below_confidence=" in fired
+    assert any("passed" in line and "TOO_FEW_SPACES" in line for line in lines)
+
+
 async def test_a_live_replay_keeps_its_calls_and_cost_under_the_replay_within_its_cap(
     batch: list[str], settings: Settings, pool: asyncpg.Pool, logs: Path
 ) -> None:
