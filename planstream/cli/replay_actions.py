@@ -25,6 +25,7 @@ from planstream.domain.events import InfoRequested, step_key
 from planstream.domain.ids import new_id
 from planstream.domain.policy import quality_for_step
 from planstream.domain.prompts import AUDIT, COMPARISON, EXTRACTION
+from planstream.domain.records import Run
 from planstream.domain.replay import (
     ReplayMode,
     Selection,
@@ -107,7 +108,7 @@ async def start(settings: Settings, pool: asyncpg.Pool, args: argparse.Namespace
     if args.trace:
         await _trace(settings, pool, store, replay_id, attempts)
     diffs, summary = await decision_diff(store, replay_id)
-    print(diff_text(_heading(record), diffs, summary, all_=False))
+    print(diff_text(await _heading(store, record), diffs, summary, all_=False))
     return 0 if record.status == "completed" else 1
 
 
@@ -125,8 +126,11 @@ async def _publish(
     publisher = EventPublisher(settings, "replay")
     await publisher.start()
     try:
+        runs: dict[str, Run | None] = {}  # a run's attempts share its row: read it once
         for attempt in attempts:
-            run = await repo.get_run(attempt.run_id)
+            if attempt.run_id not in runs:
+                runs[attempt.run_id] = await repo.get_run(attempt.run_id)
+            run = runs[attempt.run_id]
             assert run is not None and attempt.image_artifact_id is not None
             request = InfoRequested(
                 event_id=new_id("evt"),
@@ -144,15 +148,18 @@ async def _publish(
         await publisher.stop()
 
 
-def _heading(record: ReplayRecord) -> dict[str, object]:
+async def _heading(store: ReplayStore, record: ReplayRecord) -> dict[str, object]:
+    """The replay's record as `show` and `start` print it, with the rules versions each side's
+    decisions were made under (the replay's own, as started, until it decided any)."""
+    replayed = [r.decision for r in await store.replayed(record.replay_id) if r.decision]
     return {
         "replay_id": record.replay_id,
         "mode": record.mode,
         "status": record.status,
         "started_by": record.started_by,
         "started_at": record.started_at.isoformat(),
-        "versions_before": "recorded",
-        "versions_after": record.versions.get("rules"),
+        "versions_before": _rules_versions(await store.originals(record.replay_id)),
+        "versions_after": _rules_versions(replayed) or record.versions.get("rules"),
         "cost_usd": record.cost_usd,
         "max_usd": record.max_usd,
     }
@@ -162,11 +169,7 @@ async def show(pool: asyncpg.Pool, replay_id: str, args: argparse.Namespace) -> 
     store = ReplayStore(pool)
     record = await _record(store, replay_id)
     diffs, summary = await decision_diff(store, replay_id)
-    heading = _heading(record)
-    heading["versions_before"] = _rules_versions(await store.originals(replay_id))
-    heading["versions_after"] = _rules_versions(
-        [r.decision for r in await store.replayed(replay_id) if r.decision is not None]
-    ) or record.versions.get("rules")
+    heading = await _heading(store, record)
     if args.json:
         print(to_json(diff_json(heading, diffs, summary)))
     else:
