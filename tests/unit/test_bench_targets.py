@@ -56,6 +56,7 @@ def test_every_target_holds_when_the_run_is_good_enough() -> None:
     marks = mark_all(_figures(25.0, 16.7, 40.0, 1.0), _REFERENCE)
     assert [m.verdict for m in marks] == ["held"] * len(GOALS), marks
     assert marks[0].measured == "25.0 ms"
+    assert "the I/O floor alone spends 16.7 ms" in marks[0].note
     assert "framework's own cost is 8.3 ms" in marks[1].note
     assert "bc61f95" in marks[2].note
 

@@ -168,6 +168,9 @@ class CountedClients:
         await self.execute(
             CALL_ENDED,
             call_id,
+            run_id,
+            purpose,
+            model,
             usage["prompt_tokens"],
             usage["completion_tokens"],
             content,

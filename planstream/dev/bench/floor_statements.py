@@ -119,7 +119,8 @@ STORE_ARTIFACT: Final = (
     " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (artifact_id) DO NOTHING"
 )
 # A model call within its budget: the calls so far, the rate limiter's reservation, the call
-# recorded as started, the reservation settled, the call recorded as ended with its answer.
+# recorded as started, the reservation settled, the call recorded as ended with its answer
+# (both records upserts of the same row, as ModelCallLog.record writes them).
 BUDGET: Final = "SELECT count(*) FROM io_floor_calls WHERE run_id = $1 AND purpose = $2"
 RESERVE: Final = (
     "INSERT INTO io_floor_buckets AS b (model, reserved) VALUES ($1, $2)"
@@ -132,8 +133,11 @@ CALL_STARTED: Final = (
 )
 SETTLE: Final = "UPDATE io_floor_buckets SET reserved = reserved - $2 WHERE model = $1"
 CALL_ENDED: Final = (
-    "UPDATE io_floor_calls SET outcome = 'answered', input_tokens = $2, output_tokens = $3,"
-    " answer = $4, latency_ms = $5 WHERE call_id = $1"
+    "INSERT INTO io_floor_calls AS c (call_id, run_id, purpose, model, outcome, input_tokens,"
+    " output_tokens, answer, latency_ms) VALUES ($1, $2, $3, $4, 'answered', $5, $6, $7, $8)"
+    " ON CONFLICT (call_id) DO UPDATE SET outcome = EXCLUDED.outcome,"
+    " input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
+    " answer = EXCLUDED.answer, latency_ms = EXCLUDED.latency_ms"
 )
 # The Supervisor claims the route of the step it requests next.
 ROUTE: Final = (
