@@ -1,8 +1,10 @@
 """PostgreSQL round trips of one step-0 attempt, per service, on the real adapters: every
 statement the four step services send, counted by asyncpg's query logger, each service's job
 receipt (the agent's ``Jobs.receive``) included. Storage, the model, imaging and Kafka are the
-fakes (none of them talks to PostgreSQL). The counts are pinned: a change that adds a round trip
-to the hot path has to say so here."""
+fakes (none of them talks to PostgreSQL), which count the object reads and writes, model calls
+and publishes of the same traced run. The counts are pinned, and they are the I/O floor's
+(``planstream.dev.bench.floor_counts.STEP_ZERO``): a change that adds an operation to the hot
+path has to say so here, and the floor then makes it too."""
 
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from planstream.adapters.postgres.model_calls import ModelCallLog
 from planstream.adapters.postgres.rate_limiter import RateLimiter
 from planstream.adapters.postgres.repository import Repository
 from planstream.adapters.postgres.routes import Routes
+from planstream.dev.bench.floor_counts import STEP_ZERO
 from planstream.domain.events import ComparisonCompleted, ImageReady, InfoExtracted
 from planstream.domain.ids import new_id
 from planstream.domain.records import Run, Upload
@@ -46,6 +49,21 @@ from topics import COMPARISON_COMPLETED, IMAGE_READY, INFO_EXTRACTED, STEP_REQUE
 # Image I/O's facts and its copy's key in two updates).
 EXPECTED = {"image_io": 6, "info_worker": 11, "comparison_worker": 9, "supervisor": 10}
 _POOL_SIZE = 4
+
+
+class _CountedStorage(FakeStorage):
+    """The fake store, counting reads and writes."""
+
+    reads = 0
+    writes = 0
+
+    async def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        self.reads += 1
+        return await super().read(bucket, key, max_bytes)
+
+    async def write(self, key: str, data: bytes, content_type: str) -> None:
+        self.writes += 1
+        await super().write(key, data, content_type)
 
 
 class _Counted:
@@ -97,10 +115,20 @@ class _Services:
     kept across runs, as a process keeps them (its routing flags cached, statements prepared)."""
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
-        self.storage = FakeStorage(settings.s3_bucket)
+        self.storage = _CountedStorage(settings.s3_bucket)
         self.model, self.publisher = FakeModelClient(), FakePublisher()
         fakes = (self.storage, self.model, self.publisher, FakeImaging())
         self.rt = {name: _runtime(settings, pool, name, fakes) for name in EXPECTED}
+        self.operations: dict[str, dict[str, int]] = {}
+
+    def tally(self) -> dict[str, int]:
+        """Object reads and writes, model calls and publishes so far."""
+        return {
+            "s3_get": self.storage.reads,
+            "s3_put": self.storage.writes,
+            "model": len(self.model.chat_requests),
+            "published": len(self.publisher.published),
+        }
 
 
 async def _step_zero(services: _Services, counter: _Counted) -> dict[str, list[str]]:
@@ -117,7 +145,7 @@ async def _step_zero(services: _Services, counter: _Counted) -> dict[str, list[s
     sent: dict[str, list[str]] = {}
 
     async def counted(service: str, event: object, topic: TopicSpec) -> None:
-        mark = len(counter.sent)
+        mark, before = len(counter.sent), services.tally()
         await rt[service].jobs.receive(event, topic)  # type: ignore[arg-type]
         match service:
             case "image_io":
@@ -131,6 +159,8 @@ async def _step_zero(services: _Services, counter: _Counted) -> dict[str, list[s
                 decide = supervisor.Supervisor(rt[service], Policy())
                 await decide.on_comparison(event)  # type: ignore[arg-type]
         sent[service] = counter.sent[mark:]
+        after = services.tally()
+        services.operations[service] = {k: after[k] - before[k] for k in after}
 
     request = make_step_requested(run_id=run_id, input_artifact_ids=[source_id])
     await counted("image_io", request, STEP_REQUESTED)
@@ -158,3 +188,22 @@ async def test_round_trips_of_one_step_zero_attempt_per_service(
         for statement, times in Counter(statements).items():
             print(f"  {times} x {statement}")
     assert {service: len(statements) for service, statements in sent.items()} == EXPECTED
+
+
+async def test_the_io_floor_makes_the_operations_of_a_traced_step_zero_run(
+    settings: Settings, counted: tuple[asyncpg.Pool, _Counted]
+) -> None:
+    pool, counter = counted
+    services = _Services(settings, pool)
+    await _step_zero(services, counter)
+    sent = await _step_zero(services, counter)
+    for service, floor in STEP_ZERO.items():
+        done = services.operations[service]
+        print(f"{service}: {len(sent[service])} statements, {done}")
+        assert len(sent[service]) == EXPECTED[service] == floor.postgres
+        assert (done["s3_get"], done["s3_put"]) == (floor.s3_get, floor.s3_put), service
+        assert done["model"] == floor.model, service
+        # The agent adds one record per handled event: the dedup mark (PlanstreamApp.process);
+        # each service handles the one event it consumed.
+        assert done["published"] + 1 == floor.kafka_produce, service
+        assert floor.kafka_consume == 1

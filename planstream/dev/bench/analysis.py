@@ -60,6 +60,7 @@ def _pipeline(figure: Figure, details: Mapping[str, Any]) -> list[str]:
             " leases and finishes its job in PostgreSQL and stores or reads artifacts, and three"
             " model calls each fetch the image again. The raw chain only moves the same JSON."
         )
+    notes += _floor(details)
     if figure.target_met is False:
         notes.append(
             "What would help (docs/benchmarks.md has the profile): a cheaper integrity check"
@@ -67,6 +68,32 @@ def _pipeline(figure: Figure, details: Mapping[str, Any]) -> list[str]:
             " cores: every process already shares its waits through the WorkPool. Against a"
             " chain that only moves JSON the target stays out of reach while a step checks a"
             " 5.6-megapixel image and writes its records."
+        )
+    return notes
+
+
+def _floor(details: Mapping[str, Any]) -> list[str]:
+    """The I/O floor's CPU by process, and its checked operation counts."""
+    cpu = details.get("io_floor_cpu_ms_per_run_by_process")
+    if not isinstance(cpu, dict) or not cpu:
+        return []
+    parts = ", ".join(
+        f"{name.removeprefix('io_floor:')} {number(value)} ms"
+        for name, value in sorted(cpu.items())
+    )
+    notes = [
+        f"The I/O floor's CPU per run by process (median): {parts}. It makes a planstream"
+        " step-0 run's external operations (docs/benchmarks.md counts them per service) with"
+        " the raw clients and the same concurrency; what planstream spends above it is its own"
+        " work: decoding and validating events, the image check, leases' bookkeeping, Faust's"
+        " per-event machinery, logs, metrics and traces."
+    ]
+    ops = details.get("io_floor_operations")
+    if isinstance(ops, dict) and ops:
+        runs = next(iter(ops.values())).get("runs")
+        notes.append(
+            f"Each floor process counted its own operations over {runs} runs (warm-up included)"
+            " and they were exactly planstream's per step-0 run (floor_counts.STEP_ZERO)."
         )
     return notes
 

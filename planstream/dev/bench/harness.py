@@ -21,6 +21,7 @@ import asyncpg
 from planstream.adapters.postgres.db import create_pool
 from planstream.adapters.storage import Storage
 from planstream.dev.bench import children, cpu, kafka_io, model_server, seeding
+from planstream.dev.bench.floor_counts import HOPS, SINK
 from planstream.dev.bench.rows import image_ready, step_request
 from planstream.dev.bench.stats import BenchmarkFailed, verify_exactly_once
 from planstream.dev.bench.workspace import Workspace
@@ -47,8 +48,11 @@ def _ready(run: seeding.SeededRun) -> ImageReady:
 class Pipeline:
     """Model server plus the step-0 services, and the benchmark's clients of them."""
 
-    def __init__(self, workspace: Workspace, name: str, hang_s: float) -> None:
+    def __init__(
+        self, workspace: Workspace, name: str, hang_s: float, *, services: bool = True
+    ) -> None:
         port = free_port()
+        self._services = services  # False: the model server alone (the I/O floor's test)
         self.workspace = workspace
         self.settings: Settings = workspace.namespaced(
             name,
@@ -93,7 +97,8 @@ class Pipeline:
             for arrivals in (self.decisions, self.images):
                 await arrivals.start()
                 stack.push_async_callback(arrivals.stop)
-            chosen = [children.model_server(), *map(children.worker, children.PIPELINE)]
+            workers = children.PIPELINE if self._services else ()
+            chosen = [children.model_server(), *map(children.worker, workers)]
             await stack.enter_async_context(children.run_children(self.settings, chosen, self.logs))
         except BaseException:
             await stack.aclose()
@@ -151,6 +156,10 @@ class Pipeline:
     async def reset_model(self) -> None:
         """Forget the scripted server's call counts, so a hang sample hangs again."""
         await model_server.reset(self.settings)
+
+    def sample(self, kind: SampleKind = "correct") -> tuple[bytes, str]:
+        """A scripted sample's image and request text (the model server knows the image)."""
+        return self._images[kind]
 
     async def seed(
         self, count: int, kind: SampleKind = "correct", partition: int | None = None
@@ -247,11 +256,13 @@ class Pipeline:
 
 
 def cpu_labels() -> dict[str, list[str]]:
-    """CPU labels of the pipeline's children: each service, the model server, raw hops."""
+    """CPU labels of the pipeline's children: each service, the model server, raw hops, and
+    each process of the I/O floor (``io_floor:<hop>``)."""
     return {
         **children.service_markers(),
         "model_server": ["planstream.dev.bench.model_server"],
         "raw_chain": ["planstream.dev.bench.raw_hop"],
+        **{f"io_floor:{hop}": [f"io_floor {hop}"] for hop in (*HOPS, SINK)},
     }
 
 

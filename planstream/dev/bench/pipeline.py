@@ -5,8 +5,10 @@ the clock stopped when the last run's decision is in ``pipeline_decisions``; the
 answers at once. Baseline: a chain of four raw aiokafka hops (``raw_hop``, acknowledgement
 awaited per message) over the same topics' shapes, each producing the JSON payload the matching
 planstream service produced in the warm-up, from the same ``StepRequested`` bytes, clocked to
-the last ``DecisionMade`` read back. Figure 7 repeats planstream with a second process of every
-service. The three are measured in rotating order within each repeat. With a sampler
+the last ``DecisionMade`` read back. Second baseline, the I/O floor (``floor_chain``): the
+same external operations as a planstream step-0 run, with the raw clients, from the same number
+of runs at once. Figure 7 repeats planstream with a second process of every service. The four
+are measured in rotating order within each repeat. With a sampler
 (``planstream bench --sampling-profile``), one more batch of planstream runs after the repeats
 under py-spy, counted in no figure (``planstream.dev.bench.sampling``).
 """
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from planstream.dev.bench import children, cpu, kafka_io
+from planstream.dev.bench.floor_chain import NAME as FLOOR
+from planstream.dev.bench.floor_chain import IoFloor
 from planstream.dev.bench.harness import Pipeline, cpu_now
 from planstream.dev.bench.profile import Profile
 from planstream.dev.bench.report import progress
@@ -160,8 +164,10 @@ async def run_pipeline(
     """Figure 2 (and 7 when the profile scales): all variants, rotating order per repeat; then,
     with a sampler, one sampled batch that no figure counts."""
     raw = _Raw(workspace.namespaced("rawchain"))
-    variants = ["one", "raw", "two"]
+    floor = IoFloor(workspace, pipeline)
+    variants = ["one", "raw", "floor", "two"]
     results: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
+    operations: dict[str, dict[str, int]] = {}
     count, timeout_s = profile.pipeline_runs, profile.timeout_s
 
     async def measure(variant: str) -> dict[str, float]:
@@ -169,6 +175,8 @@ async def run_pipeline(
             # The chain moves a batch the size of planstream's in about a second; a larger one
             # keeps its clock clear of scheduling hiccups (the figures are per run either way).
             return await raw.measure(max(count, _RAW_MIN_RUNS), timeout_s)
+        if variant == "floor":
+            return await floor.measure(count, timeout_s)
         if variant == "two":
             async with pipeline.extra_workers():
                 return await _planstream(pipeline, count, timeout_s)
@@ -177,10 +185,16 @@ async def run_pipeline(
     await warm_up(pipeline, timeout_s)
     templates = await _templates(pipeline, workspace.folder)
     await raw.start()
+    await floor.start()
     try:
         chain = _raw_chain(raw.settings, templates)
-        async with children.run_children(raw.settings, chain, workspace.logs / "raw-chain"):
+        hops = floor.services(await floor.templates(templates))
+        async with (
+            children.run_children(raw.settings, chain, workspace.logs / "raw-chain"),
+            children.run_children(floor.settings, hops, floor.logs),
+        ):
             await raw.measure(20, timeout_s)  # warm-up
+            await floor.measure(2 * pipeline.settings.topic_partitions, timeout_s)  # warm-up
             for index in range(profile.repeats):
                 shift = index % len(variants)
                 for variant in variants[shift:] + variants[:shift]:
@@ -192,12 +206,17 @@ async def run_pipeline(
                     took = time.monotonic() - began
                     progress(f"pipeline {index + 1} {variant}: {rate:.1f} runs/s ({took:.0f} s)")
             await raw.verify()
+            await floor.verify()
+        operations = floor.check_counts()  # written by the floor's processes as they stopped
         if sampler is not None:
             sampled = await _planstream(pipeline, count, timeout_s, sampler)
             progress(f"pipeline sampled: {sampled['runs/s']:.1f} runs/s, {sampler.folder}")
     finally:
+        await floor.stop()
         await raw.stop()
-    return _figures(profile, results, templates)
+    throughput, scaling = _figures(profile, results, templates)
+    throughput.details["io_floor_operations"] = operations
+    return throughput, scaling
 
 
 _METRICS: tuple[tuple[str, str, Better, str], ...] = (
@@ -219,6 +238,10 @@ def _figures(
         throughput.pairs.append(
             Pair(metric, unit, _series(one, key), _series(results["raw"], key), _RAW, better)
         )
+        floor = _series(results["floor"], key)
+        throughput.pairs.append(
+            Pair(f"{metric} (vs the I/O floor)", unit, _series(one, key), floor, FLOOR, better)
+        )
         if results["two"]:
             two = _series(results["two"], key)
             label = metric + " (2 processes per service)"
@@ -228,11 +251,13 @@ def _figures(
     labels = sorted(
         {k for sample in one for k in sample if k.startswith("cpu_ms:") and "raw" not in k}
     )
+    labels = [label for label in labels if not label.startswith("cpu_ms:io_floor:")]
     throughput.details["runs"] = profile.pipeline_runs
-    throughput.details["cpu_ms_per_run_by_process"] = {
-        label.removeprefix("cpu_ms:"): statistics.median(s.get(label, 0.0) for s in one)
-        for label in labels
-    }
+    throughput.details["cpu_ms_per_run_by_process"] = _by_process(one, labels)
+    floor_labels = sorted({k for s in results["floor"] for k in s if k.startswith("cpu_ms:io_")})
+    throughput.details["io_floor_cpu_ms_per_run_by_process"] = _by_process(
+        results["floor"], floor_labels
+    )
     for variant, samples in results.items():
         if not samples:
             continue
@@ -242,10 +267,13 @@ def _figures(
     kinds = [json.loads(path.read_bytes())["kind"] for path in templates]
     throughput.details["raw_chain_payloads"] = kinds
     if results["two"]:
-        scaling.details["cpu_ms_per_run_by_process_two"] = {
-            label.removeprefix("cpu_ms:"): statistics.median(
-                s.get(label, 0.0) for s in results["two"]
-            )
-            for label in labels
-        }
+        scaling.details["cpu_ms_per_run_by_process_two"] = _by_process(results["two"], labels)
     return throughput, scaling if results["two"] else None
+
+
+def _by_process(samples: Sequence[dict[str, float]], labels: Sequence[str]) -> dict[str, float]:
+    """Median CPU ms per run of each labelled process over the repeats."""
+    return {
+        label.removeprefix("cpu_ms:"): statistics.median(s.get(label, 0.0) for s in samples)
+        for label in labels
+    }

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-__all__ = ["main", "next_event"]
+__all__ = ["COPIED", "Announce", "main", "next_event"]
 
 COPIED = ("run_id", "step_id", "attempt", "idempotency_key")
 
@@ -40,7 +40,7 @@ def next_event(template: dict[str, Any], data: bytes) -> bytes:
     return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-class _Announce(ConsumerRebalanceListener):  # type: ignore[misc]
+class Announce(ConsumerRebalanceListener):  # type: ignore[misc]
     """Prints "Ready" once the group gave this consumer its partitions."""
 
     def __init__(self) -> None:
@@ -70,7 +70,7 @@ async def _hop(args: argparse.Namespace) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await producer.start()
     await consumer.start()
-    consumer.subscribe([args.input], listener=_Announce())
+    consumer.subscribe([args.input], listener=Announce())
     committed = time.monotonic()
     try:
         while not stop.is_set():

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from planstream.dev.bench.stats import Figure, Pair, Series
+from planstream.dev.bench.targets import Mark, mark_all
 from planstream.dev.reporting import markdown_table, write_report
 
 __all__ = [
@@ -28,6 +29,12 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     duration_s: float = 0.0
     workspace: str = ""
+    reference: dict[str, object] = field(default_factory=dict)
+    """The committed report's step throughput when the run began (``targets``)."""
+
+    def marks(self) -> list[Mark]:
+        """Issue 17's targets, held or missed in this run."""
+        return mark_all(self.figures, self.reference)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -38,6 +45,8 @@ class Report:
             "machine": self.machine,
             "settings": self.settings,
             "figures": [figure.as_dict() for figure in self.figures],
+            "reference": self.reference,
+            "issue_targets": [mark.as_dict() for mark in self.marks()],
         }
 
 
@@ -107,6 +116,11 @@ def _target_rows(report: Report) -> list[list[str]]:
     return rows
 
 
+def _mark_rows(report: Report) -> list[list[str]]:
+    shown = {"held": "**held**", "missed": "**missed**", "not measured": "not measured"}
+    return [[m.text, m.measured, shown[m.verdict], m.note] for m in report.marks()]
+
+
 def render_markdown(report: Report) -> str:
     """The report as Markdown: targets, the paired figures, notes, machine and settings."""
     m = report.machine
@@ -122,6 +136,10 @@ def render_markdown(report: Report) -> str:
         "## Targets",
         "",
         *markdown_table(["#", "target", "ratio", "verdict"], _target_rows(report)),
+        "",
+        "## Issue 17 targets",
+        "",
+        *markdown_table(["target", "measured", "verdict", "from"], _mark_rows(report)),
         "",
         "## Figures",
         "",
@@ -149,6 +167,8 @@ def render_table(report: Report) -> str:
     text.append("")
     for number_, target, ratio, verdict in _target_rows(report):
         text.append(f"target {number_}: {target}: ratio {ratio} -> {verdict.strip('*')}")
+    for mark in report.marks():
+        text.append(f"issue 17: {mark.text}: {mark.measured} -> {mark.verdict} ({mark.note})")
     return "\n".join(text)
 
 

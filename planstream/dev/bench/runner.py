@@ -26,6 +26,7 @@ from planstream.dev.bench.sampling import Sampler
 from planstream.dev.bench.sink import run_sink
 from planstream.dev.bench.slow_model import run_slow_model
 from planstream.dev.bench.stats import Figure
+from planstream.dev.bench.targets import committed_reference
 from planstream.dev.bench.workspace import Workspace, open_workspace
 from planstream.dev.reporting import load_average, machine_facts
 from planstream.settings import Settings
@@ -131,6 +132,8 @@ async def run_bench(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=machine_facts(base, root),
         settings={name: getattr(base, name) for name in TUNABLES},
+        # Read before anything is written: the report in the repository when the run began.
+        reference=committed_reference(root / "reports" / "benchmarks.json"),
     )
     report.machine["postgres"] = await _postgres_version(base)
     workspace = await open_workspace(base, root / ".planstream" / "bench")

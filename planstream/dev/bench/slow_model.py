@@ -135,6 +135,7 @@ async def run_slow_model(profile: Profile, pipeline: Pipeline) -> Figure:
         for key in keys:
             values = [r.get(key, 0.0) for r in results[ready]]
             figure.details[prefix + key] = statistics.median(values)
+    figure.details["runs"] = profile.slow_runs
     figure.details["model_concurrency"] = limit
     figure.details["default_model_concurrency"] = Settings().model_concurrency
     return figure
