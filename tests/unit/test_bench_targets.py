@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from planstream.dev.bench.analysis import _pipeline_help
 from planstream.dev.bench.floor_counts import (
     HOPS,
     KINDS,
@@ -139,3 +140,12 @@ def test_the_sink_check_counts_statements_per_batch() -> None:
         check_counts(SINK, 10, {"postgres": 2 * SINK_STATEMENTS_PER_BATCH, "kafka_consume": 10}, 3)
     with pytest.raises(BenchmarkFailed, match="no hop"):
         check_counts("render_worker", 1, {})
+
+
+def test_the_pipeline_note_splits_the_cpu_at_the_floor_and_counts_the_operations() -> None:
+    note = _pipeline_help({"image_io": 30.0, "info_worker": 26.5}, {"io_floor:x": 32.1})
+    assert "of 56.5 ms of CPU per run, 32.1 ms is the I/O floor" in note
+    assert "24.4 ms is planstream's own work" in note
+    postgres = sum(op.postgres for op in STEP_ZERO.values())
+    assert f"{postgres} PostgreSQL round trips" in note
+    assert "not measured in this run" in _pipeline_help({"image_io": 30.0}, None)
