@@ -147,6 +147,7 @@ def _runtime(
             settings,
             job_service(service),
             worker_id=f"{service}-{new_id('job')[4:16]}",
+            outages=OUTAGE_ERRORS,
         ),
         limiter=limiter,
         routing=routing,

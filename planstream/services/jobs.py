@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -13,6 +14,7 @@ from planstream.domain.ids import new_id
 from planstream.domain.records import Lease, LeaseRefusal, NewJob, Run
 from planstream.ports import JobLeases
 from planstream.services import metrics
+from planstream.services.retrying import call_through_outages
 from planstream.settings import Settings
 from topics import TopicSpec
 
@@ -30,19 +32,39 @@ class JobHeldElsewhere(PlanstreamError):
 
 
 class StepWork:
-    """A leased job; ``async with`` it to renew the lease while the work runs."""
+    """A leased job; ``async with`` it to renew the lease while the work runs.
 
-    def __init__(self, lease: Lease, leases: JobLeases, lease_s: float) -> None:
+    A renewal that meets a PostgreSQL outage (``outages``) is tried again at the next beat: the
+    work goes on, and if the outage outlasts the lease, another worker may take the job over and
+    this one's result is refused by its epoch. The heartbeat never fails the work it keeps."""
+
+    def __init__(
+        self,
+        lease: Lease,
+        leases: JobLeases,
+        lease_s: float,
+        outages: tuple[type[BaseException], ...] = (),
+    ) -> None:
         self.lease = lease
         self.started = time.monotonic()
         self._leases = leases
         self._lease_s = lease_s
+        self._outages = outages
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self._lease_s / 3)
-            if not await self._leases.renew(self.lease, self._lease_s):
+            try:
+                renewed = await self._leases.renew(self.lease, self._lease_s)
+            except self._outages as exc:
+                log.warning(
+                    "lease not renewed (%s); trying again at the next beat",
+                    exc,
+                    extra={"job_id": self.lease.job_id, "epoch": self.lease.epoch},
+                )
+                continue
+            if not renewed:
                 log.warning(
                     "lease lost: the job was taken over; its result will be refused",
                     extra={"job_id": self.lease.job_id, "epoch": self.lease.epoch},
@@ -66,13 +88,27 @@ class StepWork:
 
 
 class Jobs:
-    """Leases and finishes one service's jobs; the job key is ``<service>:<step key>``."""
+    """Leases and finishes one service's jobs; the job key is ``<service>:<step key>``.
 
-    def __init__(self, leases: JobLeases, settings: Settings, service: str, worker_id: str) -> None:
+    ``outages`` are the errors that mean PostgreSQL is down (``Runtime.outage_errors``); the
+    lease's renewals and the finish wait them out in place (``sleep`` is how they wait)."""
+
+    def __init__(
+        self,
+        leases: JobLeases,
+        settings: Settings,
+        service: str,
+        worker_id: str,
+        *,
+        outages: tuple[type[BaseException], ...] = (),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._leases = leases
         self._settings = settings
         self.service = service
         self.worker_id = worker_id
+        self._outages = outages
+        self._sleep = sleep
 
     def key(self, event: StepEvent) -> str:
         """The job's idempotency key: one job per service and step attempt."""
@@ -141,7 +177,7 @@ class Jobs:
             return None
         if lease.taken_over:
             metrics.count_takeover(self.service)
-        return StepWork(lease, self._leases, self._settings.lease_s)
+        return StepWork(lease, self._leases, self._settings.lease_s, self._outages)
 
     async def finish(
         self,
@@ -152,15 +188,28 @@ class Jobs:
         error: str | None = None,
         stack: str | None = None,
     ) -> bool:
-        """Record the outcome with the lease's epoch; False (logged) when the lease went stale."""
-        accepted = await self._leases.finish(
-            work.lease,
-            self.worker_id,
-            status=status,
-            result_ref=result_ref,
-            processing_time_ms=int((time.monotonic() - work.started) * 1000),
-            error=error,
-            stack=stack,
+        """Record the outcome with the lease's epoch; False (logged) when the lease went stale.
+
+        The step's output is published by now, so a PostgreSQL outage is waited out here, in
+        place: handing it up would do the whole step again, publish its output a second time
+        and make its model calls again. An outage longer than the lease lets another worker
+        take the job over; this write is then refused by its epoch, as any zombie's."""
+        elapsed_ms = int((time.monotonic() - work.started) * 1000)
+        accepted = await call_through_outages(
+            lambda: self._leases.finish(
+                work.lease,
+                self.worker_id,
+                status=status,
+                result_ref=result_ref,
+                processing_time_ms=elapsed_ms,
+                error=error,
+                stack=stack,
+            ),
+            self._outages,
+            max_delay_s=self._settings.db_outage_retry_max_s,
+            what=f"{self.service}: finishing a job",
+            sleep=self._sleep,
+            on_retry=lambda exc: metrics.count_retry(self.service, metrics.reason_of(exc)),
         )
         if not accepted:
             metrics.count_stale_write(self.service)

@@ -11,6 +11,7 @@ its route, and closes the job with every call's code, sizes and latency in ``res
 import logging
 import random
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 from planstream.crashpoints import crashpoint
@@ -78,7 +79,8 @@ class LegacyBridge:
             decision = self._decision(request, answer, failure)
             await rt.publisher.publish(DECISION_MADE, decision)
             crashpoint("legacy_bridge.after_decision")
-            await self._flow.follow(decision, held.run)
+            follow = partial(self._flow.follow, decision, held.run)
+            await rt.after_output(SERVICE, follow, "what the decision calls for")
             result: dict[str, Any] = {
                 "path": "legacy",
                 "event_id": decision.event_id,

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from planstream.ports import (
     ArtifactStore,
@@ -19,12 +20,16 @@ from planstream.ports import (
     RateLimiter,
     Repository,
 )
+from planstream.services import metrics
 from planstream.services.jobs import Jobs
+from planstream.services.retrying import call_through_outages
 from planstream.services.routing import Routing
 from planstream.services.signing import SignedUrls
 from planstream.settings import Settings
 
 __all__ = ["Runtime", "utc_now"]
+
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -56,3 +61,16 @@ class Runtime:
     outage_errors: tuple[type[BaseException], ...] = ()
     clock: Clock = utc_now
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    async def after_output(self, service: str, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``call()`` for what follows a step's published output: a PostgreSQL outage is waited
+        out here, in place, instead of doing the step again (which would publish the output a
+        second time and make its model calls again)."""
+        return await call_through_outages(
+            call,
+            self.outage_errors,
+            max_delay_s=self.settings.db_outage_retry_max_s,
+            what=f"{service}: {what}",
+            sleep=self.sleep,
+            on_retry=lambda exc: metrics.count_retry(service, metrics.reason_of(exc)),
+        )

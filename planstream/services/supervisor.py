@@ -220,7 +220,9 @@ class Supervisor:
         """Publish the decision, then what follows from it, then close the job."""
         await self._rt.publisher.publish(DECISION_MADE, decision)
         crashpoint("supervisor.after_decision")
-        await self._flow.follow(decision, run, retry)
+        await self._rt.after_output(
+            SERVICE, lambda: self._flow.follow(decision, run, retry), "what the decision calls for"
+        )
         crashpoint("supervisor.after_follow")
         status = "blocked" if decision.decision == "block" else "completed"
         await self._rt.jobs.finish(

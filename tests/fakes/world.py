@@ -45,6 +45,8 @@ class FakeWorld:
     limiter: FakeRateLimiter
     routes: FakeRoutes
     imaging: FakeImaging = field(default_factory=FakeImaging)
+    outage_errors: tuple[type[BaseException], ...] = ()
+    """What the runtimes take for a PostgreSQL outage (none unless a test names one)."""
 
     async def sleep(self, seconds: float) -> None:
         """A wait of the services (a backoff, the rate limiter's turn): the fake clock moves on
@@ -65,11 +67,16 @@ class FakeWorld:
             imaging=self.imaging,
             signed_urls=SignedUrls(self.repo, self.storage, self.settings, self.clock),
             jobs=Jobs(
-                self.leases, self.settings, job_service(service), worker_id or f"{service}-1"
+                self.leases,
+                self.settings,
+                job_service(service),
+                worker_id or f"{service}-1",
+                outages=self.outage_errors,
+                sleep=self.sleep,
             ),
             limiter=self.limiter,
             routing=Routing(self.routes, self.settings.route_cache_s, self.clock),
-            outage_errors=(),
+            outage_errors=self.outage_errors,
             clock=self.clock,
             sleep=self.sleep,
         )

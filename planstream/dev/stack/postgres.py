@@ -22,6 +22,11 @@ __all__ = ["Postgres", "display_dsn"]
 logger = logging.getLogger(__name__)
 
 SUPERUSER: Final = "postgres"  # initdb's superuser: trusted on the socket folder only, no password
+MAX_CONNECTIONS: Final = 300
+"""The local server's connection slots. Every planstream process holds a pool of up to
+``db_pool_max`` (10) connections, and PostgreSQL's default of 100 (3 kept for superusers) ran out
+under the step-throughput benchmark: two processes of every service, the sink and the sweeper
+(100 at their peak) beside the I/O floor's five processes. docs/deploy.md sizes a real server."""
 SERVER_ACCOUNT: Final = "postgres"  # the system user that runs initdb and postgres when we are root
 _MAX_SOCKET_PATH: Final = 107  # sun_path holds 108 bytes with the trailing NUL
 _PROBE_TIMEOUT_S: Final = 5.0
@@ -154,6 +159,8 @@ class Postgres(Service):
             str(self.settings.postgres_port),
             "-c",
             "listen_addresses=127.0.0.1",
+            "-c",
+            f"max_connections={MAX_CONNECTIONS}",
             "-c",
             f"unix_socket_directories={self._socket_dir}",
         ]
