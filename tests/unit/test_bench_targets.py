@@ -143,9 +143,12 @@ def test_the_sink_check_counts_statements_per_batch() -> None:
 
 
 def test_the_pipeline_note_splits_the_cpu_at_the_floor_and_counts_the_operations() -> None:
-    note = _pipeline_help({"image_io": 30.0, "info_worker": 26.5}, {"io_floor:x": 32.1})
+    floor = Pair.of("CPU per run (vs the I/O floor)", "ms", [56.5, 60.0, 50.1], [32.1], _FLOOR)
+
+    note = _pipeline_help(floor)
+
     assert "of 56.5 ms of CPU per run, 32.1 ms is the I/O floor" in note
     assert "24.4 ms is planstream's own work" in note
     postgres = sum(op.postgres for op in STEP_ZERO.values())
     assert f"{postgres} PostgreSQL round trips" in note
-    assert "not measured in this run" in _pipeline_help({"image_io": 30.0}, None)
+    assert "not measured in this run" in _pipeline_help(None)

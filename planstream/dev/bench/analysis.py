@@ -9,7 +9,7 @@ from typing import Any
 
 from planstream.dev.bench.floor_counts import STEP_ZERO
 from planstream.dev.bench.report import Report, number, pair_line
-from planstream.dev.bench.stats import Figure
+from planstream.dev.bench.stats import Figure, Pair
 
 __all__ = ["annotate"]
 
@@ -63,19 +63,21 @@ def _pipeline(figure: Figure, details: Mapping[str, Any]) -> list[str]:
         )
     notes += _floor(details)
     if figure.target_met is False:
-        notes.append(_pipeline_help(cpu, details.get("io_floor_cpu_ms_per_run_by_process")))
+        floor = [p for p in figure.pairs if p.metric == "CPU per run (vs the I/O floor)"]
+        notes.append(_pipeline_help(floor[0] if floor else None))
     return notes
 
 
-def _pipeline_help(cpu: object, floor: object) -> str:
-    """What would close the gap to the raw chain, from the run's own CPU split."""
-    if not (isinstance(cpu, dict) and cpu and isinstance(floor, dict) and floor):
+def _pipeline_help(floor: Pair | None) -> str:
+    """What would close the gap to the raw chain: the CPU per run split at the I/O floor (the
+    services' medians, the model server's CPU in neither)."""
+    if floor is None:
         return (
             "What would help: the I/O floor's figure (not measured in this run) separates the"
             " cost of the run's PostgreSQL, S3, model and Kafka operations from planstream's"
             " own; docs/benchmarks.md has the profile."
         )
-    total, floor_total = sum(cpu.values()), sum(floor.values())
+    total, floor_total = floor.planstream.median, floor.baseline.median
     ops = [operations.as_dict() for operations in STEP_ZERO.values()]
     postgres = sum(op["postgres"] for op in ops)
     s3 = sum(op["s3_get"] + op["s3_put"] for op in ops)
