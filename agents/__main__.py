@@ -17,7 +17,7 @@ from planstream import crashpoints
 from planstream.adapters import logs, tracing
 from planstream.adapters.faust.app import create_app
 from planstream.adapters.faust.worker import ServiceWorker
-from planstream.adapters.kafka import decisions_sink, ensure_topics, replay_sink
+from planstream.adapters.kafka import decisions_sink, ensure_changelogs, ensure_topics, replay_sink
 from planstream.credentials import check_secrets
 from planstream.domain.service_names import WORKERS
 from planstream.settings import Settings
@@ -61,6 +61,8 @@ def main(argv: list[str]) -> int:
         return 0
     app = create_app(settings, service, replay=replay)
     importlib.import_module(f"agents.{service}").build(app)
+    # Its tables' changelogs as well, before the group's first assignment needs them (F15).
+    loop.run_until_complete(ensure_changelogs(settings, app.changelog_topics()))
     ServiceWorker(app, loop).execute_from_commandline()
     return 0
 

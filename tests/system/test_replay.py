@@ -12,9 +12,11 @@
   within ``--max-usd``.
 """
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,21 @@ async def _production(settings: Settings, pool: asyncpg.Pool) -> dict[str, Any]:
     return state
 
 
+async def _settled(settings: Settings, pool: asyncpg.Pool) -> dict[str, Any]:
+    """``_production`` once nothing moves: the same twice, two seconds apart. Runs of the tests
+    before this module may still be going through the session's services, and what they write
+    is no replay's doing."""
+    deadline = time.monotonic() + 120
+    state = await _production(settings, pool)
+    while True:
+        await asyncio.sleep(2)
+        again = await _production(settings, pool)
+        if again == state:
+            return state
+        assert time.monotonic() < deadline, differences(state, again)
+        state = again
+
+
 async def _predicted(
     attempt: SelectedAttempt, repo: Repository, storage: Storage, policy: Policy, limit: int
 ) -> str:
@@ -142,7 +159,7 @@ def _decisions(shown: dict[str, Any]) -> dict[tuple[str, int, int], str]:
 async def test_a_frozen_replay_flips_exactly_what_the_rules_predict_and_touches_no_production(
     batch: list[str], settings: Settings, pool: asyncpg.Pool, storage: Storage, logs: Path
 ) -> None:
-    before = await _production(settings, pool)
+    before = await _settled(settings, pool)
     frozen = settings.with_overrides(model_base_url=CLOSED_PORT_MODEL)
     same = _replay(frozen, logs / "replay-same", batch, "--frozen")
     looser = _replay(frozen.with_overrides(**LOOSER), logs / "replay-looser", batch, "--frozen")
@@ -187,7 +204,7 @@ async def test_trace_shows_what_each_rule_read_and_concluded_for_one_run(
 async def test_a_live_replay_keeps_its_calls_and_cost_under_the_replay_within_its_cap(
     batch: list[str], settings: Settings, pool: asyncpg.Pool, logs: Path
 ) -> None:
-    before = await _production(settings, pool)
+    before = await _settled(settings, pool)
     # One call's reservation (its prompt and model_max_output_tokens at the scripted model's
     # price: about $0.08) fits, a second one beside it does not: some calls are made (cost > 0),
     # others meet the cap, and what was spent stays within it (a reservation is an upper bound).

@@ -91,6 +91,10 @@ class PlanstreamApp(faust.App):
         # keeps them across restarts; PostgreSQL's unique keys remain the guard of record.
         self.dedup = self.Table("dedup", default=None, partitions=settings.topic_partitions)
 
+    def changelog_topics(self) -> list[str]:
+        """The changelog topic of each of the app's tables (the dedup marks')."""
+        return [table.changelog_topic.get_topic_name() for table in self.tables.values()]
+
     async def runtime(self) -> Runtime:
         """The process's pools and clients, opened on first use and closed on stop."""
         async with self._runtime_lock:

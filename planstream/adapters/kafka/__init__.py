@@ -1,7 +1,7 @@
 """Kafka: topic administration, the event codec, dead letters, the plain producer, the
 decisions sink and the dead-letter redrive. The names most callers need are re-exported here."""
 
-from planstream.adapters.kafka.admin import ensure_topics, read_all
+from planstream.adapters.kafka.admin import ensure_changelogs, ensure_topics, read_all
 from planstream.adapters.kafka.codec import EventCodec
 from planstream.adapters.kafka.dead_letters import (
     DeadLetteringTopic,
@@ -20,6 +20,7 @@ __all__ = [
     "ProducerDeadLetters",
     "Refused",
     "dead_letter_headers",
+    "ensure_changelogs",
     "ensure_topics",
     "read_all",
 ]

@@ -1,4 +1,5 @@
-"""Kafka administration: create the catalogue's topics, read a topic whole (no group)."""
+"""Kafka administration: create the catalogue's topics and the workers' changelogs, read a
+topic whole (no group)."""
 
 import logging
 from collections.abc import Sequence
@@ -13,13 +14,31 @@ from planstream.domain.errors import ConfigurationError
 from planstream.settings import Settings
 from topics import CATALOGUE, TopicSpec
 
-__all__ = ["ensure_topics", "read_all"]
+__all__ = ["ensure_changelogs", "ensure_topics", "read_all"]
 
 log = logging.getLogger(__name__)
 
 
 async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOGUE) -> list[str]:
     """Create the missing catalogue topics; refuse existing ones with the wrong partition count."""
+    names = {spec.full_name(settings.topic_namespace): spec.broker_config() for spec in specs}
+    return await _ensure(settings, names)
+
+
+async def ensure_changelogs(settings: Settings, names: Sequence[str]) -> list[str]:
+    """Create a worker's table changelogs (compacted, co-partitioned with the catalogue) before
+    the worker starts.
+
+    Faust creates them itself when it starts, but the group's first assignment can then run
+    before the new topic is in the consumer's metadata: the table is assigned no changelog
+    partition, and every mark written fails (``PartitionsMismatch``) until the next metadata
+    refresh, up to five minutes later (F15 in docs/reliability.md)."""
+    return await _ensure(settings, {name: {"cleanup.policy": "compact"} for name in names})
+
+
+async def _ensure(settings: Settings, wanted: dict[str, dict[str, str]]) -> list[str]:
+    """Create the missing topics of ``wanted`` (name: broker config) with the catalogue's
+    partition count; refuse existing ones with another count."""
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15_000)
     try:
         await admin.start()
@@ -28,7 +47,6 @@ async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOG
         await check_access(settings)  # a refused login is named, not "Unable to bootstrap"
         raise
     try:
-        wanted = {spec.full_name(settings.topic_namespace): spec for spec in specs}
         existing = set(await admin.list_topics())
         present = [name for name in wanted if name in existing]
         for described in await admin.describe_topics(present) if present else []:
@@ -43,9 +61,9 @@ async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOG
                 name,
                 num_partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication_factor,
-                topic_configs=spec.broker_config(),
+                topic_configs=config,
             )
-            for name, spec in wanted.items()
+            for name, config in wanted.items()
             if name not in existing
         ]
         if missing:

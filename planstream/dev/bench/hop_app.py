@@ -18,7 +18,7 @@ from functools import partial
 import faust
 
 from planstream.adapters.faust.app import PlanstreamApp, TopicPublisher, create_app
-from planstream.adapters.kafka import ensure_topics
+from planstream.adapters.kafka import ensure_changelogs, ensure_topics
 from planstream.dev.bench.rows import image_ready
 from planstream.domain.events import StepRequested
 from planstream.domain.ids import new_id
@@ -55,6 +55,7 @@ def main(argv: list[str]) -> int:
     asyncio.set_event_loop(loop)
     app = create_app(settings, SERVICE)
     build(app, pooled=argv == ["pooled"])
+    loop.run_until_complete(ensure_changelogs(settings, app.changelog_topics()))  # as agents'
     level = os.environ.get("PLANSTREAM_LOG_LEVEL", "INFO").lower()
     faust.Worker(app, loop=loop, loglevel=level, quiet=True).execute_from_commandline()
     return 0
