@@ -12,6 +12,7 @@ from planstream.adapters.faust.app import app_id, create_app
 from planstream.adapters.kafka import ensure_changelogs
 from planstream.domain.errors import ConfigurationError
 from planstream.settings import Settings
+from tests.stackkit import wait_for
 
 
 def _own(settings: Settings) -> Settings:
@@ -21,8 +22,8 @@ def _own(settings: Settings) -> Settings:
     )
 
 
-async def _described(settings: Settings, name: str) -> tuple[int, str]:
-    """The topic's partition count and cleanup policy, as the broker has them."""
+async def _described(settings: Settings, name: str) -> tuple[int, str] | None:
+    """The topic's partition count and cleanup policy, once the broker lists its configs."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
@@ -31,6 +32,8 @@ async def _described(settings: Settings, name: str) -> tuple[int, str]:
     finally:
         await admin.close()
     values = {entry[0]: entry[1] for entry in configs.resources[0][4]}
+    if "cleanup.policy" not in values:
+        return None
     return len(topic["partitions"]), values["cleanup.policy"]
 
 
@@ -40,8 +43,9 @@ async def test_a_workers_changelogs_are_made_before_it_starts(settings: Settings
     names = app.changelog_topics()
     assert names == [f"{app_id(own, 'image_io')}-dedup-changelog"]
 
-    assert await ensure_changelogs(own, names) == names
-    assert await _described(own, names[0]) == (own.topic_partitions, "compact")
+    assert await ensure_changelogs(own, names) == names  # returns once the metadata has it
+    described = await wait_for(lambda: _described(own, names[0]), timeout_s=30)
+    assert described == (own.topic_partitions, "compact")
     assert await ensure_changelogs(own, names) == []  # there already: nothing to do
 
 
@@ -55,5 +59,6 @@ async def test_a_changelog_with_another_partition_count_is_refused(settings: Set
     finally:
         await admin.close()
 
+    # At once: the topic may not be listed yet, and is found when ensure creates it again.
     with pytest.raises(ConfigurationError, match="must be co-partitioned"):
         await ensure_changelogs(own, [name])

@@ -1,8 +1,11 @@
 """Kafka administration: create the catalogue's topics and the workers' changelogs, read a
 topic whole (no group)."""
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,6 +20,9 @@ from topics import CATALOGUE, TopicSpec
 __all__ = ["ensure_changelogs", "ensure_topics", "read_all"]
 
 log = logging.getLogger(__name__)
+
+VISIBLE_WITHIN_S: Final = 60.0
+"""How long created topics may take to appear, with their leaders, in the broker's metadata."""
 
 
 async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = CATALOGUE) -> list[str]:
@@ -38,7 +44,8 @@ async def ensure_changelogs(settings: Settings, names: Sequence[str]) -> list[st
 
 async def _ensure(settings: Settings, wanted: dict[str, dict[str, str]]) -> list[str]:
     """Create the missing topics of ``wanted`` (name: broker config) with the catalogue's
-    partition count; refuse existing ones with another count."""
+    partition count, and return once the broker's metadata has every one of them with a leader
+    for each partition; refuse a topic with another partition count."""
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15_000)
     try:
         await admin.start()
@@ -49,13 +56,7 @@ async def _ensure(settings: Settings, wanted: dict[str, dict[str, str]]) -> list
     try:
         existing = set(await admin.list_topics())
         present = [name for name in wanted if name in existing]
-        for described in await admin.describe_topics(present) if present else []:
-            count = len(described["partitions"])
-            if count != settings.topic_partitions:
-                raise ConfigurationError(
-                    f"topic {described['topic']} has {count} partitions, expected "
-                    f"{settings.topic_partitions}: a run's topics must be co-partitioned"
-                )
+        _check_partitions(settings, await admin.describe_topics(present) if present else [])
         missing = [
             NewTopic(
                 name,
@@ -71,9 +72,46 @@ async def _ensure(settings: Settings, wanted: dict[str, dict[str, str]]) -> list
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 log.info("another process created the topics first")
+            # A new topic (or one another process made meanwhile) is in use only once the
+            # metadata has it: a consumer group assigned before then leaves it out (F15).
+            _check_partitions(settings, await _visible(admin, [t.name for t in missing]))
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+def _check_partitions(settings: Settings, described: Sequence[dict[str, Any]]) -> None:
+    for topic in described:
+        count = len(topic["partitions"])
+        if count != settings.topic_partitions:
+            raise ConfigurationError(
+                f"topic {topic['topic']} has {count} partitions, expected "
+                f"{settings.topic_partitions}: a run's topics must be co-partitioned"
+            )
+
+
+def _led(topic: dict[str, Any]) -> bool:
+    """The topic is known and every partition has a leader."""
+    partitions = topic["partitions"]
+    return (
+        topic["error_code"] == 0 and bool(partitions) and all(p["leader"] >= 0 for p in partitions)
+    )
+
+
+async def _visible(admin: AIOKafkaAdminClient, names: Sequence[str]) -> list[dict[str, Any]]:
+    """The topics' descriptions once the metadata has each with a leader per partition."""
+    deadline = time.monotonic() + VISIBLE_WITHIN_S
+    while True:
+        described: list[dict[str, Any]] = await admin.describe_topics(list(names))
+        waiting = [topic["topic"] for topic in described if not _led(topic)]
+        if not waiting:
+            return described
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"created topics not in the broker's metadata after {VISIBLE_WITHIN_S:.0f} s:"
+                f" {', '.join(waiting)}"
+            )
+        await asyncio.sleep(0.1)
 
 
 async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
