@@ -23,7 +23,7 @@ from planstream.domain.errors import PermanentError, RetryableError
 from planstream.ports import ObjectMissing, ObjectTooLarge
 from planstream.settings import Settings
 
-__all__ = ["Storage", "UploadForm"]
+__all__ = ["Storage", "UploadForm", "client_config"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,18 @@ def _translate(exc: Exception, what: str) -> Exception:
     return RetryableError(f"storage unreachable for {what}: {type(exc).__name__}")
 
 
+def client_config(settings: Settings) -> Config:
+    """The S3 client's configuration: one try per call (the services retry), the timeouts,
+    SigV4 and path-style addressing (which MinIO and moto need)."""
+    return Config(
+        connect_timeout=settings.s3_timeout_s,
+        read_timeout=settings.s3_timeout_s,
+        retries={"max_attempts": 1, "mode": "standard"},
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+    )
+
+
 class Storage:
     """One S3 client, opened by ``start`` and closed by ``stop`` (a service's hooks)."""
 
@@ -76,15 +88,8 @@ class Storage:
             aws_secret_access_key=s.s3_secret_access_key,
             region_name=s.s3_region,
         )
-        config = Config(
-            connect_timeout=s.s3_timeout_s,
-            read_timeout=s.s3_timeout_s,
-            retries={"max_attempts": 1, "mode": "standard"},
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-        )
         self._client = await self._stack.enter_async_context(
-            session.client("s3", endpoint_url=s.s3_endpoint, config=config)
+            session.client("s3", endpoint_url=s.s3_endpoint, config=client_config(s))
         )
 
     async def stop(self) -> None:

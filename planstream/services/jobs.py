@@ -14,7 +14,7 @@ from planstream.domain.ids import new_id
 from planstream.domain.records import Lease, LeaseRefusal, NewJob, Run
 from planstream.ports import JobLeases
 from planstream.services import metrics
-from planstream.services.retrying import call_through_outages
+from planstream.services.retrying import wait_out_outages
 from planstream.settings import Settings
 from topics import TopicSpec
 
@@ -195,7 +195,7 @@ class Jobs:
         and make its model calls again. An outage longer than the lease lets another worker
         take the job over; this write is then refused by its epoch, as any zombie's."""
         elapsed_ms = int((time.monotonic() - work.started) * 1000)
-        accepted = await call_through_outages(
+        accepted = await wait_out_outages(
             lambda: self._leases.finish(
                 work.lease,
                 self.worker_id,
@@ -206,10 +206,10 @@ class Jobs:
                 stack=stack,
             ),
             self._outages,
-            max_delay_s=self._settings.db_outage_retry_max_s,
-            what=f"{self.service}: finishing a job",
-            sleep=self._sleep,
-            on_retry=lambda exc: metrics.count_retry(self.service, metrics.reason_of(exc)),
+            self._settings,
+            self.service,
+            "finishing a job",
+            self._sleep,
         )
         if not accepted:
             metrics.count_stale_write(self.service)

@@ -41,7 +41,7 @@ from planstream.ports import (
 )
 from planstream.services import metrics
 from planstream.services.rate_limits import Allowance, ModelLimiter, Pacing, Sleep
-from planstream.services.retrying import RetryPolicy, backoff_delay, call_through_outages
+from planstream.services.retrying import RetryPolicy, backoff_delay, wait_out_outages
 from planstream.services.runtime import Runtime
 from planstream.settings import Settings
 
@@ -296,12 +296,12 @@ class BudgetedCaller:
             waited_ms=waited_ms,
             answer=recordable_answer(usage.answer, self._settings.model_max_response_bytes),
         )
-        await call_through_outages(
+        await wait_out_outages(
             lambda: self._calls.record(call),
             self._outages,
-            max_delay_s=self._settings.db_outage_retry_max_s,
-            what=f"{self._service}: recording a model call",
-            on_retry=lambda error: metrics.count_retry(self._service, metrics.reason_of(error)),
+            self._settings,
+            self._service,
+            "recording a model call",
         )
         if outcome != "started":  # the call ended and its record is written: count it
             metrics.count_model_call(

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from planstream.domain.errors import RetryableError
+from planstream.services import metrics
+from planstream.settings import Settings
 
-__all__ = ["RetryPolicy", "backoff_delay", "call_through_outages", "call_with_retries"]
+__all__ = [
+    "RetryPolicy",
+    "backoff_delay",
+    "call_through_outages",
+    "call_with_retries",
+    "wait_out_outages",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +88,24 @@ async def call_through_outages(
             delay = backoff_delay(policy, failures, draw())
             log.warning("%s: outage (%s); try %d again in %.1fs", what, exc, failures, delay)
             await sleep(delay)
+
+
+async def wait_out_outages(
+    call: Callable[[], Awaitable[T]],
+    outages: tuple[type[BaseException], ...],
+    settings: Settings,
+    service: str,
+    what: str,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """``call_through_outages`` as a service waits PostgreSQL out: backoff up to
+    ``db_outage_retry_max_s``, each try again counted as ``service``'s retry by the error's
+    class."""
+    return await call_through_outages(
+        call,
+        outages,
+        max_delay_s=settings.db_outage_retry_max_s,
+        what=f"{service}: {what}",
+        sleep=sleep,
+        on_retry=lambda exc: metrics.count_retry(service, metrics.reason_of(exc)),
+    )

@@ -20,9 +20,8 @@ from planstream.ports import (
     RateLimiter,
     Repository,
 )
-from planstream.services import metrics
 from planstream.services.jobs import Jobs
-from planstream.services.retrying import call_through_outages
+from planstream.services.retrying import wait_out_outages
 from planstream.services.routing import Routing
 from planstream.services.signing import SignedUrls
 from planstream.settings import Settings
@@ -66,11 +65,6 @@ class Runtime:
         """``call()`` for what follows a step's published output: a PostgreSQL outage is waited
         out here, in place, instead of doing the step again (which would publish the output a
         second time and make its model calls again)."""
-        return await call_through_outages(
-            call,
-            self.outage_errors,
-            max_delay_s=self.settings.db_outage_retry_max_s,
-            what=f"{service}: {what}",
-            sleep=self.sleep,
-            on_retry=lambda exc: metrics.count_retry(service, metrics.reason_of(exc)),
+        return await wait_out_outages(
+            call, self.outage_errors, self.settings, service, what, self.sleep
         )

@@ -18,8 +18,8 @@ import asyncpg
 import httpx2
 from aiobotocore.session import get_session
 from aiokafka import AIOKafkaProducer
-from botocore.config import Config
 
+from planstream.adapters.storage import client_config
 from planstream.dev.bench.floor_statements import BUDGET, CALL_ENDED, CALL_STARTED, RESERVE, SETTLE
 from planstream.domain.ids import new_id
 from planstream.settings import Settings
@@ -59,13 +59,6 @@ class CountedClients:
             s.dsn, min_size=s.db_pool_min, max_size=s.db_pool_max, reset=_keep
         )
         self._stack.push_async_callback(self.pool.close)
-        config = Config(
-            connect_timeout=s.s3_timeout_s,
-            read_timeout=s.s3_timeout_s,
-            retries={"max_attempts": 1, "mode": "standard"},
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-        )
         self._s3 = await self._stack.enter_async_context(
             get_session().create_client(
                 "s3",
@@ -73,7 +66,7 @@ class CountedClients:
                 region_name=s.s3_region,
                 aws_access_key_id=s.s3_access_key_id,
                 aws_secret_access_key=s.s3_secret_access_key,
-                config=config,
+                config=client_config(s),
             )
         )
         headers = {"Authorization": f"Bearer {s.model_api_key}"}
